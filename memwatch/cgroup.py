@@ -1,0 +1,214 @@
+"""A memory cgroup for the job: the kernel's exact peak of RAM and RAM+swap, and OOM kills.
+
+The job cgroup is made *inside* memwatch's own memory cgroup, never beside it, so a job
+started in a container, a batch allocation or a systemd slice stays under the limits it
+was given (Documentation/admin-guide/cgroup-v2.rst, "Top-down Constraint").
+
+cgroup v1 (memory controller mounted on its own): memory.max_usage_in_bytes is the RAM
+peak, memory.memsw.max_usage_in_bytes the RAM+swap peak as one counter (exact), and
+memory.oom_control counts oom_kill (Documentation/admin-guide/cgroup-v1/memory.rst).
+cgroup v2: memory.peak (Linux >= 5.19) and memory.swap.peak (>= 6.5) are separate peaks, so
+their sum bounds RAM+swap from above; memory.events counts oom_kill.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from .errors import CgroupUnavailable
+from .types import CgroupPeak
+
+PROC = "/proc"
+
+
+def _read_text(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _keyed(text: str, key: str) -> int:
+    """``key N`` from a flat-keyed file such as memory.events or memory.oom_control; 0 if absent."""
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == key:
+            return int(value)
+    return 0
+
+
+def find_memory_cgroup(procfs: str = PROC) -> tuple[int, str]:
+    """Return (version, directory) of this process's memory cgroup.
+
+    Prefers a v1 memory hierarchy when one is mounted (on hybrid systems the memory
+    controller lives there, and the v2 tree has none).
+    """
+    try:
+        membership = _read_text(f"{procfs}/self/cgroup")
+        mountinfo = _read_text(f"{procfs}/self/mountinfo")
+    except OSError as err:
+        raise CgroupUnavailable(f"cannot read {procfs}/self/cgroup: {err.strerror}") from err
+    v1_path = v2_path = None
+    for line in membership.splitlines():
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and controllers == "":
+            v2_path = path
+        elif "memory" in controllers.split(","):
+            v1_path = path
+    for line in mountinfo.splitlines():
+        pre, _, post = line.partition(" - ")
+        fields, tail = pre.split(), post.split()
+        root, mountpoint, fstype, options = fields[3], fields[4], tail[0], tail[-1]
+        if fstype == "cgroup" and v1_path is not None and "memory" in options.split(","):
+            return 1, _join(mountpoint, root, v1_path)
+        if fstype == "cgroup2" and v2_path is not None and v1_path is None:
+            return 2, _join(mountpoint, root, v2_path)
+    raise CgroupUnavailable("no memory cgroup hierarchy is mounted")
+
+
+def _join(mountpoint: str, mount_root: str, path: str) -> str:
+    # Inside a container the mount's root may be this cgroup itself (mountinfo field 4).
+    if mount_root != "/" and path.startswith(mount_root):
+        path = path[len(mount_root) :]
+    return os.path.join(mountpoint, path.lstrip("/")).rstrip("/") or "/"
+
+
+class JobCgroup:
+    """A cgroup made for one job; ``remove()`` restores everything it changed."""
+
+    def __init__(self, version: int, path: str, parent: str) -> None:
+        self.version = version
+        self.path = path
+        self.parent = parent
+        self._self_leaf: str | None = None  # v2: where memwatch moved itself, if it had to
+
+    @property
+    def procs_path(self) -> str:
+        """Write a pid here to put that process (and its future children) in the job cgroup."""
+        return os.path.join(self.path, "cgroup.procs")
+
+    @classmethod
+    def create(cls, name: str, *, procfs: str = PROC) -> JobCgroup:
+        """Make ``name`` inside memwatch's own memory cgroup; CgroupUnavailable says why not."""
+        version, own = find_memory_cgroup(procfs)
+        job = cls(version, os.path.join(own, name), own)
+        try:
+            if version == 1:
+                _mkdir(job.path)
+            else:
+                job._create_v2(own, name)
+        except OSError as err:
+            raise CgroupUnavailable(f"cannot create a cgroup in {own}: {err.strerror}") from err
+        return job
+
+    def _create_v2(self, own: str, name: str) -> None:
+        if "memory" not in _read_text(os.path.join(own, "cgroup.controllers")).split():
+            raise CgroupUnavailable(
+                f"the memory controller is not delegated to {own} "
+                "(try: systemd-run --user --scope -p Delegate=yes memwatch ...)"
+            )
+        subtree = os.path.join(own, "cgroup.subtree_control")
+        if "memory" not in _read_text(subtree).split():
+            # "No internal processes": a cgroup that hands controllers to its children may
+            # hold no processes itself, so memwatch first moves into a leaf of its own.
+            leaf = os.path.join(own, name + "-self")
+            _mkdir(leaf)
+            _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
+            self._self_leaf = leaf
+            try:
+                _write(subtree, "+memory")
+            except OSError as err:
+                self._undo_v2()
+                raise CgroupUnavailable(
+                    f"cannot enable the memory controller under {own} ({err.strerror}): other "
+                    "processes share memwatch's cgroup (run it in a scope of its own, e.g. "
+                    "systemd-run --user --scope -p Delegate=yes memwatch ...)"
+                ) from err
+        _mkdir(self.path)
+        if not os.path.exists(os.path.join(self.path, "memory.peak")):
+            self.remove()
+            raise CgroupUnavailable("this kernel has no memory.peak (cgroup v2 needs Linux >= 5.19)")
+
+    def pids(self) -> set[int]:
+        """Processes currently in the job cgroup."""
+        try:
+            return {int(p) for p in _read_text(self.procs_path).split()}
+        except OSError:
+            return set()
+
+    def read_peak(self) -> CgroupPeak:
+        """The kernel's peaks and OOM-kill count for this cgroup."""
+        if self.version == 1:
+            ram = self._int("memory.max_usage_in_bytes")
+            total = self._int("memory.memsw.max_usage_in_bytes")
+            oom = _keyed(self._text("memory.oom_control"), "oom_kill")
+            return CgroupPeak(1, ram, total, True, oom)
+        ram = self._int("memory.peak")
+        swap = self._int("memory.swap.peak")
+        total = ram + swap if ram is not None and swap is not None else None
+        oom = _keyed(self._text("memory.events"), "oom_kill")
+        return CgroupPeak(2, ram, total, swap == 0, oom)
+
+    def _text(self, name: str) -> str:
+        try:
+            return _read_text(os.path.join(self.path, name))
+        except OSError:
+            return ""
+
+    def _int(self, name: str) -> int | None:
+        text = self._text(name).strip()
+        return int(text) if text else None
+
+    def remove(self, *, attempts: int = 50) -> list[int]:
+        """Move leftover processes to memwatch's side and delete the cgroup.
+
+        Returns the pids that were still running (daemonized descendants). rmdir can
+        fail with EBUSY for a moment while exiting tasks are still charged: retry.
+        """
+        leftovers = sorted(self.pids())
+        destination = self._self_leaf or self.parent
+        for pid in leftovers:
+            try:
+                _write(os.path.join(destination, "cgroup.procs"), str(pid))
+            except OSError:
+                pass  # exited meanwhile
+        for _ in range(attempts):
+            try:
+                os.rmdir(self.path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as err:
+                if err.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.02)
+        if self._self_leaf is not None:
+            self._undo_v2()
+        return leftovers
+
+    def _undo_v2(self) -> None:
+        leaf, self._self_leaf = self._self_leaf, None
+        if leaf is None:
+            return
+        try:
+            _write(os.path.join(self.parent, "cgroup.subtree_control"), "-memory")
+            _write(os.path.join(self.parent, "cgroup.procs"), str(os.getpid()))
+            os.rmdir(leaf)
+        except OSError:
+            # Daemonized leftovers moved into the leaf keep it alive, and another memwatch
+            # may still need the controller: leave what cannot be undone as it is.
+            pass
+
+
+def _mkdir(path: str) -> None:
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        # A stale cgroup from a killed memwatch with the same pid: reuse it only if empty.
+        if _read_text(os.path.join(path, "cgroup.procs")).strip():
+            raise

@@ -1,0 +1,52 @@
+"""Typed errors. Each carries a one-line, user-facing message: what, where, what to do."""
+
+from __future__ import annotations
+
+
+class MemwatchError(Exception):
+    """Base class; ``str(err)`` is the message shown to the user, ``exit_code`` what the CLI returns."""
+
+    exit_code = 125
+
+
+class UsageError(MemwatchError):
+    """Bad command line or option value, found before any command was started."""
+
+    exit_code = 2
+
+
+class CommandNotFound(MemwatchError):
+    """The command to wrap does not exist (exit 127, as ``env`` and ``timeout`` do)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(MemwatchError):
+    """The command exists but cannot be executed (exit 126)."""
+
+    exit_code = 126
+
+
+class OutputError(MemwatchError):
+    """A result file could not be written; the measurement itself is not lost."""
+
+
+class ProcessGone(MemwatchError):
+    """The process exited (or its pid was reused) while memwatch was reading it."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(f"process {pid} is gone")
+        self.pid = pid
+
+
+class PermissionDenied(MemwatchError):
+    """The kernel refused to show a process's memory (another user's process, no ptrace right)."""
+
+    def __init__(self, pid: int, path: str) -> None:
+        super().__init__(f"permission denied reading {path}: run memwatch as that process's user")
+        self.pid = pid
+        self.path = path
+
+
+class CgroupUnavailable(MemwatchError):
+    """No job cgroup can be made here; memwatch falls back to sampling."""

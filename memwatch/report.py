@@ -1,0 +1,156 @@
+"""Reporters: the human summary, the JSON summary and the streamed samples file."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+from typing import IO, Any
+
+from .errors import OutputError, UsageError
+from .types import RunSummary, Sample
+
+SCHEMA = "memwatch.run/1"
+SAMPLE_FIELDS = ("at_s", "total_bytes", "rss_bytes", "swap_bytes", "pss_bytes", "processes")
+SOURCE_NOTES = {
+    "cgroup": "kernel cgroup peak, exact",
+    "sampling": "largest sampled total",
+    "hwm": "per-process high-water marks, between samples",
+}
+
+
+def human_bytes(n: int | None) -> str:
+    """1536 -> '1.5 KiB'; binary units, as free(1) -h and the kernel use."""
+    if n is None:
+        return "n/a"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_human(s: RunSummary) -> str:
+    """The short summary printed to stderr when the command ends."""
+    p, b = s.peak, s.bounds
+    at = f" at {p.at_s:.2f} s" if p.at_s is not None else ""
+    if p.pss_bytes is not None and p.source != "cgroup":
+        split = f"PSS {human_bytes(p.total_bytes - p.swap_bytes)} + swap {human_bytes(p.swap_bytes)}"
+    else:
+        split = f"RAM {human_bytes(p.rss_bytes)} + swap {human_bytes(p.swap_bytes)}"
+    lines = [
+        f"peak {human_bytes(p.total_bytes)} ({split}){at}; "
+        f"source: {p.source} ({SOURCE_NOTES[p.source]})",
+        f"  bounds {human_bytes(b.lower_bytes)} .. {human_bytes(b.upper_bytes)}"
+        + (f"; RSS summed per process {human_bytes(p.rss_bytes)}" if p.pss_bytes is not None else ""),
+        f"  ru_maxrss (what GNU time reports): {human_bytes(s.ru_maxrss_bytes)}",
+        f"  {s.processes_seen} process(es), {s.samples} samples every {s.interval_s:g} s over "
+        f"{s.duration_s:.2f} s; {_ending(s)}",
+    ]
+    lines += [f"warning: {w}" for w in s.warnings]
+    return "\n".join("memwatch: " + line for line in lines)
+
+
+def _ending(s: RunSummary) -> str:
+    if s.signal is not None:
+        name = signal.Signals(s.signal).name if s.signal in signal.valid_signals() else str(s.signal)
+        killed = "killed by the OOM killer" if s.oom_killed else f"killed by {name}"
+        return f"{killed} (exit status {s.exit_status})"
+    return f"exit status {s.exit_code}"
+
+
+def to_json(s: RunSummary) -> dict[str, Any]:
+    """The versioned JSON summary (DESIGN.md, 'JSON summary')."""
+    return {
+        "schema": SCHEMA,
+        "command": list(s.command),
+        "exit_code": s.exit_code,
+        "signal": s.signal,
+        "oom_killed": s.oom_killed,
+        "duration_s": round(s.duration_s, 6),
+        "interval_s": s.interval_s,
+        "samples": s.samples,
+        "processes_seen": s.processes_seen,
+        "peak": dataclasses.asdict(s.peak),
+        "bounds": dataclasses.asdict(s.bounds),
+        "ru_maxrss_bytes": s.ru_maxrss_bytes,
+        "cgroup": dataclasses.asdict(s.cgroup) if s.cgroup else None,
+        "swap_suspected": s.swap_suspected,
+        "plateaus": [dataclasses.asdict(p) for p in s.plateaus],
+        "warnings": list(s.warnings),
+        "size": s.size,
+        "job": s.job,
+    }
+
+
+def write_json(s: RunSummary, path: str) -> None:
+    """Write the summary atomically (temp file + rename): never a half-written file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(to_json(s), f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OutputError(f"cannot write --json {path}: {err.strerror}") from err
+
+
+def check_writable(path: str, option: str) -> None:
+    """Fail before the command starts if ``path`` cannot be created."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option} {path}: not writable; choose another path")
+
+
+class SampleWriter:
+    """Streams samples to CSV or JSON Lines (chosen by extension), flushed per sample.
+
+    A memwatch killed with SIGKILL leaves a valid file up to its last sample. A write
+    error (disk full) stops the stream and is reported once, without stopping the run.
+    """
+
+    def __init__(self, path: str) -> None:
+        if path.endswith(".csv"):
+            self._jsonl = False
+        elif path.endswith((".jsonl", ".ndjson")):
+            self._jsonl = True
+        else:
+            raise UsageError(f"--samples {path}: the name must end in .csv or .jsonl")
+        self.path = path
+        self.error: str | None = None
+        try:
+            self._file: IO[str] | None = open(path, "w", newline="")
+        except OSError as err:
+            raise UsageError(f"--samples {path}: {err.strerror}; choose another path") from err
+        self._csv = None if self._jsonl else csv.writer(self._file)
+        if self._csv:
+            self._csv.writerow(SAMPLE_FIELDS)
+            self._file.flush()
+
+    def __call__(self, sample: Sample) -> None:
+        if self._file is None:
+            return
+        row = [getattr(sample, name) for name in SAMPLE_FIELDS]
+        row[0] = round(sample.at_s, 6)
+        try:
+            if self._csv:
+                self._csv.writerow(["" if v is None else v for v in row])
+            else:
+                self._file.write(json.dumps(dict(zip(SAMPLE_FIELDS, row))) + "\n")
+            self._file.flush()
+        except OSError as err:
+            self.error = f"--samples {self.path}: writing stopped: {err.strerror}"
+            self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None

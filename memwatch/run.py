@@ -1,0 +1,255 @@
+"""`memwatch -- cmd`: spawn the job, sample its tree, wait, and summarise. The OS edge for a run."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from .cgroup import JobCgroup
+from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
+from .peak import resolve_peak
+from .procfs import PROC, read_vmstat
+from .sampler import Sampler
+from .tree import TreeTracker
+from .types import RunSummary, Sample
+
+MIN_INTERVAL_S = 0.001
+FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+SI_KERNEL = 0x80  # si_code of signals the kernel raised itself, e.g. Ctrl-C on a terminal
+
+
+def _become_subreaper() -> bool:
+    # Orphans of the job (a grandchild that double-forks to daemonize) are reparented to
+    # the nearest subreaper instead of init, so they stay in the tree (prctl(2)).
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+class _SignalForwarder:
+    """Passes SIGINT/TERM/HUP/QUIT sent to memwatch on to the job.
+
+    The signals are blocked in every memwatch thread and collected here with
+    sigtimedwait, so memwatch itself never dies of them before the job has ended and the
+    summary is written. Signals raised by the terminal (Ctrl-C, Ctrl-\\) already went to
+    the whole foreground process group, the job included: those are not sent twice.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memwatch-signals")
+        self.received: list[int] = []
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        while signal.sigtimedwait(FORWARDED_SIGNALS, 0) is not None:
+            pass  # drop what arrived after the job ended: nothing left to forward to
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            info = signal.sigtimedwait(FORWARDED_SIGNALS, 0.1)
+            if info is None:
+                continue
+            self.received.append(info.si_signo)
+            if info.si_code == SI_KERNEL:
+                continue
+            try:
+                os.kill(self._pid, info.si_signo)
+            except ProcessLookupError:
+                pass
+
+
+def _spawn(
+    command: Sequence[str], cgroup: JobCgroup | None, sigmask: set[signal.Signals] | None
+) -> subprocess.Popen[bytes]:
+    join_fd = os.open(cgroup.procs_path, os.O_WRONLY) if cgroup else None
+
+    def in_child() -> None:
+        # Runs between fork and exec: join the job cgroup before the command allocates
+        # anything, and give it back the signal mask memwatch blocked for itself.
+        if join_fd is not None:
+            os.write(join_fd, str(os.getpid()).encode())
+        if sigmask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
+
+    try:
+        return subprocess.Popen(list(command), preexec_fn=in_child)
+    except FileNotFoundError as err:
+        raise CommandNotFound(f"{command[0]}: command not found") from err
+    except PermissionError as err:
+        raise CommandNotExecutable(f"{command[0]}: cannot execute: permission denied") from err
+    except OSError as err:
+        raise CommandNotExecutable(f"{command[0]}: cannot execute: {err.strerror}") from err
+    finally:
+        if join_fd is not None:
+            os.close(join_fd)
+
+
+def _reap(members: dict[int, int], root_pid: int) -> None:
+    # waitpid on a specific pid never steals another child's status; ECHILD just means
+    # the process is not (or no longer) memwatch's child.
+    for pid in members:
+        if pid != root_pid:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def measure(
+    command: Sequence[str],
+    *,
+    interval_s: float = 0.1,
+    pss: bool = False,
+    use_cgroup: bool = True,
+    on_sample: Callable[[Sample], None] | None = None,
+    forward_signals: bool = False,
+    job: str | None = None,
+    size: str | None = None,
+    procfs: str = PROC,
+) -> RunSummary:
+    """Run ``command`` to completion and return its true peak memory and how it was found.
+
+    ``forward_signals`` (the CLI's mode) blocks SIGINT/TERM/HUP/QUIT in the calling
+    process while the command runs and forwards them to it.
+    """
+    if not command:
+        raise UsageError("no command given: put it after '--', e.g. memwatch -- python job.py")
+    if not interval_s >= MIN_INTERVAL_S:
+        raise UsageError(f"--interval must be at least {MIN_INTERVAL_S} s (got {interval_s})")
+    warnings: list[str] = []
+    subreaper = _become_subreaper()
+    if not subreaper:
+        warnings.append("cannot become a child subreaper: daemonized descendants may be missed")
+    cgroup = None
+    if use_cgroup:
+        try:
+            cgroup = JobCgroup.create(f"memwatch-{os.getpid()}", procfs=procfs)
+        except CgroupUnavailable as err:
+            warnings.append(f"no job cgroup ({err}): the peak comes from sampling")
+    oom_before = read_vmstat(("oom_kill",), procfs).get("oom_kill")
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS) if forward_signals else None
+    forwarder = sampler = None
+    try:
+        child = _spawn(command, cgroup, old_mask)
+        t0 = time.monotonic()
+        tracker = TreeTracker(child.pid, reaper_pid=os.getpid() if subreaper else None, procfs=procfs)
+        sampler = Sampler(
+            tracker,
+            interval_s=interval_s,
+            pss=pss,
+            t0=t0,
+            on_sample=on_sample,
+            after_sample=lambda members: _reap(members, child.pid),
+            cgroup_pids=cgroup.pids if cgroup else None,
+            procfs=procfs,
+        )
+        sampler.start()
+        if forward_signals:
+            forwarder = _SignalForwarder(child.pid)
+            forwarder.start()
+        # Wait without reaping, so the last sample still sees the job's descendants and
+        # the job's pid cannot be reused while signals may still be forwarded to it.
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        if forwarder:
+            forwarder.stop()
+            forwarder = None
+        sampler.stop()
+        _, status, rusage = os.wait4(child.pid, 0)
+        duration_s = time.monotonic() - t0
+        child.returncode = os.waitstatus_to_exitcode(status)
+        _reap(sampler.last_members, child.pid)
+        cgroup_peak = cgroup.read_peak() if cgroup else None
+    finally:
+        if forwarder:
+            forwarder.stop()
+        if sampler is not None:
+            sampler.stop()
+        if cgroup:
+            cgroup.remove()
+        if old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+    exit_code = child.returncode if child.returncode >= 0 else None
+    sig = -child.returncode if child.returncode < 0 else None
+    ru_maxrss_bytes = rusage.ru_maxrss * 1024  # kilobytes on Linux (getrusage(2))
+    peak, bounds, peak_warnings = resolve_peak(
+        sampler.accumulator,
+        cgroup=cgroup_peak,
+        ru_maxrss_bytes=ru_maxrss_bytes,
+        escaped_cgroup=len(sampler.escaped_cgroup),
+    )
+    warnings += peak_warnings
+    oom_killed = False
+    if cgroup_peak is not None and cgroup_peak.oom_kills:
+        oom_killed = True
+        warnings.append(
+            f"the kernel's OOM killer killed {cgroup_peak.oom_kills} process(es) of the job "
+            "(cgroup memory limit reached): the peak is the peak up to the kill"
+        )
+    elif sig == signal.SIGKILL and oom_before is not None:
+        oom_after = read_vmstat(("oom_kill",), procfs).get("oom_kill", oom_before)
+        if oom_after > oom_before:
+            oom_killed = True
+            warnings.append(
+                "the command was killed by SIGKILL while the system's OOM-kill count rose: "
+                "probably OOM-killed; the peak is the peak up to the kill"
+            )
+    plateaus = sampler.plateaus.finish()
+    for p in plateaus:
+        warnings.append(
+            f"suspected swapping from {p.start_s:.2f} s to {p.end_s:.2f} s: resident memory flat at "
+            f"{p.rss_bytes >> 20} MiB while swap grew {p.swap_growth_bytes >> 20} MiB"
+        )
+    if sampler.error:
+        warnings.append(sampler.error)
+    if sampler.unreadable:
+        warnings.append(
+            f"could not read {len(sampler.unreadable)} process(es) of the tree (permission "
+            "denied): their memory is not in the sampled figures"
+        )
+    stragglers = [p for p in sampler.last_procs if p.pid != child.pid and p.rss_bytes > 0]
+    if stragglers:
+        warnings.append(
+            f"{len(stragglers)} descendant process(es) still running after the command exited "
+            "(daemonized); their memory is counted up to that moment"
+        )
+    samples = sampler.accumulator.samples
+    if sampler.missed_ticks > max(2, samples // 20):
+        warnings.append(
+            f"{sampler.missed_ticks} sampling slots skipped: reading this tree takes longer "
+            "than --interval; choose a larger one"
+        )
+    return RunSummary(
+        command=tuple(command),
+        exit_code=exit_code,
+        signal=sig,
+        oom_killed=oom_killed,
+        duration_s=duration_s,
+        interval_s=interval_s,
+        samples=samples,
+        peak=peak,
+        bounds=bounds,
+        ru_maxrss_bytes=ru_maxrss_bytes,
+        swap_suspected=bool(plateaus),
+        plateaus=tuple(plateaus),
+        warnings=tuple(warnings),
+        size=size,
+        job=job,
+        cgroup=cgroup_peak,
+        processes_seen=sampler.accumulator.processes_seen,
+        unreadable=len(sampler.unreadable),
+    )

@@ -1,0 +1,130 @@
+"""The polling thread: reads the tree on a fixed monotonic schedule until told to stop."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from .errors import PermissionDenied, ProcessGone
+from .peak import TreeAccumulator
+from .plateau import PlateauDetector
+from .procfs import PROC, read_proc_mem, read_vmstat
+from .tree import TreeTracker
+from .types import ProcMem, Sample
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Sampler:
+    """Samples a tree every ``interval_s`` seconds, on the schedule t0 + k*interval.
+
+    A fixed schedule, not ``sleep(interval)`` after each sample, so time spent sampling
+    does not make samples drift; when a sample overruns its slot the missed slots are
+    skipped and counted. Stops on an Event, so ``stop()`` returns within one sample.
+    """
+
+    def __init__(
+        self,
+        tracker: TreeTracker,
+        *,
+        interval_s: float,
+        pss: bool = False,
+        t0: float,
+        on_sample: Callable[[Sample], None] | None = None,
+        after_sample: Callable[[dict[int, int]], None] | None = None,
+        cgroup_pids: Callable[[], set[int]] | None = None,
+        procfs: str = PROC,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.tracker = tracker
+        self.interval_s = interval_s
+        self.pss = pss
+        self.accumulator = TreeAccumulator(pss=pss)
+        self.plateaus = PlateauDetector()
+        self.missed_ticks = 0
+        self.vanished = 0
+        self.unreadable: set[int] = set()
+        self.escaped_cgroup: set[int] = set()
+        self.error: str | None = None
+        self.last_members: dict[int, int] = {}
+        self.last_procs: list[ProcMem] = []
+        self._t0 = t0
+        self._on_sample = on_sample
+        self._after_sample = after_sample
+        self._cgroup_pids = cgroup_pids
+        self._procfs = procfs
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="memwatch-sampler")
+
+    def start(self) -> None:
+        """Take the first sample now, then keep sampling in the background."""
+        self.sample_once()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and take one last sample (the tree as the command ends); idempotent."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        if self.error is None:
+            self.sample_once()
+
+    def _run(self) -> None:
+        k = 1
+        while not self._stop.wait(max(0.0, self._t0 + k * self.interval_s - self._clock())):
+            try:
+                self.sample_once()
+            except OSError as err:  # e.g. EMFILE: report it, keep what was measured
+                self.error = f"sampling stopped at {self._clock() - self._t0:.2f} s: {err}"
+                return
+            due = int((self._clock() - self._t0) / self.interval_s) + 1
+            if due > k + 1:
+                self.missed_ticks += due - k - 1
+            k = max(k + 1, due)
+
+    def sample_once(self) -> Sample:
+        """Read every member of the tree once and fold the reading into the accumulator."""
+        members = self.tracker.refresh()
+        procs: list[ProcMem] = []
+        for pid, start in members.items():
+            try:
+                mem = read_proc_mem(pid, pss=self.pss, procfs=self._procfs)
+            except ProcessGone:
+                self.vanished += 1  # exited between the listing and the read: normal
+                continue
+            except PermissionDenied:
+                self.unreadable.add(pid)
+                continue
+            if mem.start_ticks != start:
+                self.tracker.forget(pid)  # pid reused by an unrelated process
+                continue
+            procs.append(mem)
+        swapout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
+        sample = self.accumulator.feed(
+            self._clock() - self._t0, procs, None if swapout is None else swapout * PAGE_SIZE
+        )
+        self.plateaus.feed(sample)
+        if self._cgroup_pids is not None:
+            self._check_cgroup(procs)
+        self.last_members = members
+        self.last_procs = procs
+        if self._on_sample is not None:
+            self._on_sample(sample)
+        if self._after_sample is not None:
+            self._after_sample(members)
+        return sample
+
+    def _check_cgroup(self, procs: list[ProcMem]) -> None:
+        # A live process of the tree missing from the job cgroup moved itself out; its
+        # memory is then missing from the cgroup peak. Zombies (no VmRSS) and processes that
+        # exit during the check are not escapes, hence the second look.
+        assert self._cgroup_pids is not None
+        candidates = {p.pid for p in procs if p.rss_bytes > 0} - self._cgroup_pids()
+        if candidates:
+            candidates -= self._cgroup_pids()
+            self.escaped_cgroup |= {p for p in candidates if os.path.exists(f"{self._procfs}/{p}/stat")}
