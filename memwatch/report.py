@@ -38,7 +38,8 @@ def format_human(s: RunSummary) -> str:
     p, b = s.peak, s.bounds
     at = f" at {p.at_s:.2f} s" if p.at_s is not None else ""
     if p.pss_bytes is not None and p.source != "cgroup":
-        split = f"PSS {human_bytes(p.total_bytes - p.swap_bytes)} + swap {human_bytes(p.swap_bytes)}"
+        swap_pss = max(0, p.total_bytes - p.pss_bytes)
+        split = f"PSS {human_bytes(p.pss_bytes)} + SwapPss {human_bytes(swap_pss)}"
     else:
         split = f"RAM {human_bytes(p.rss_bytes)} + swap {human_bytes(p.swap_bytes)}"
     lines = [

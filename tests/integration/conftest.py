@@ -1,0 +1,165 @@
+"""Fixtures for integration tests: real processes, real cgroups and swap where the machine allows.
+
+A test that needs root, a writable memory cgroup or swap skips on a laptop, but fails
+under CI=true: CI must provide them (see .ci/run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memwatch.cgroup import find_memory_cgroup
+from memwatch.errors import CgroupUnavailable
+
+REPO = Path(__file__).resolve().parents[2]
+MEMHOG = str(REPO / "examples" / "memhog.py")
+MIB = 1 << 20
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip on a user's machine; fail in CI, which must provide what the test needs."""
+    if not condition:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must provide this: {reason}")
+        pytest.skip(reason)
+
+
+def swap_total_bytes() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("SwapTotal:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass
+class Cgroup:
+    """A memory cgroup made by a test (v1 files; these tests need the v1 controller)."""
+
+    path: Path
+
+    def read(self, name: str) -> int:
+        return int((self.path / name).read_text())
+
+    @property
+    def truth_bytes(self) -> int:
+        """The kernel's peak of RAM + swap for everything that ran in this cgroup."""
+        return self.read("memory.memsw.max_usage_in_bytes")
+
+    @property
+    def procs(self) -> str:
+        return str(self.path / "cgroup.procs")
+
+
+def _destroy(path: Path) -> None:
+    # Children first; kill whatever is left so rmdir cannot fail on a live task.
+    for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
+        _destroy(child)
+    for _ in range(100):
+        pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            path.rmdir()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"could not remove test cgroup {path}")
+
+
+@pytest.fixture
+def make_cgroup() -> Iterator[Any]:
+    """Factory: make_cgroup(limit_bytes=None, memsw_limit_bytes=None, parent=None) -> Cgroup."""
+    try:
+        version, own = find_memory_cgroup()
+    except CgroupUnavailable as err:
+        version, own = 0, str(err)
+    need(os.geteuid() == 0 and version == 1, f"needs root and a cgroup v1 memory controller ({own})")
+    made: list[Path] = []
+
+    def make(
+        limit_bytes: int | None = None,
+        memsw_limit_bytes: int | None = None,
+        parent: Cgroup | None = None,
+    ) -> Cgroup:
+        base = parent.path if parent else Path(own)
+        path = base / f"memwatch-test-{os.getpid()}-{len(made)}"
+        path.mkdir()
+        made.append(path)
+        if limit_bytes is not None:
+            (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        if memsw_limit_bytes is not None:
+            (path / "memory.memsw.limit_in_bytes").write_text(str(memsw_limit_bytes))
+        return Cgroup(path)
+
+    yield make
+    for path in reversed(made):
+        if path.exists():
+            _destroy(path)
+
+
+@dataclass
+class Result:
+    returncode: int
+    stderr: str
+    summary: dict[str, Any] | None
+    pid: int
+
+
+@pytest.fixture
+def memwatch(tmp_path: Path) -> Iterator[Any]:
+    """Factory running the real CLI in a subprocess: memwatch(args, job, in_cgroup=, job_cgroup=).
+
+    ``in_cgroup`` puts memwatch itself in a test cgroup (its limits then apply to the job's
+    nested cgroup too); ``job_cgroup`` moves only the job there (``sh`` joins it and execs the
+    job), so that cgroup's peak is the truth for the job alone. Every process is killed at
+    teardown, also when the test fails.
+    """
+    started: list[subprocess.Popen[str]] = []
+
+    def run(
+        args: list[str],
+        job: list[str],
+        *,
+        in_cgroup: Cgroup | None = None,
+        job_cgroup: Cgroup | None = None,
+        timeout: float = 300,
+    ) -> Result:
+        out = tmp_path / f"summary{len(started)}.json"
+        if job_cgroup is not None:
+            job = ["sh", "-c", f'echo $$ > {job_cgroup.procs} && exec "$@"', "sh", *job]
+        cmd = [sys.executable, "-m", "memwatch", "--json", str(out), *args, "--", *job]
+        if in_cgroup is not None:
+            cmd = ["sh", "-c", f'echo $$ > {in_cgroup.procs} && exec "$@"', "sh", *cmd]
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        started.append(proc)
+        _, stderr = proc.communicate(timeout=timeout)
+        summary = json.loads(out.read_text()) if out.exists() else None
+        return Result(proc.returncode, stderr, summary, proc.pid)
+
+    yield run
+    for proc in started:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def memhog(*args: object) -> list[str]:
+    return [sys.executable, MEMHOG, *map(str, args)]

@@ -1,0 +1,236 @@
+"""The real `memwatch` command: exit statuses, signals, output files and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from memwatch import RunSummary, measure
+
+from .conftest import MIB, REPO, memhog
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_exit_code_of_the_command_is_kept(code, memwatch):
+    result = memwatch(["--no-cgroup"], memhog("exit", code))
+    assert result.returncode == code
+    assert result.summary["exit_code"] == code
+    assert result.summary["signal"] is None
+
+
+def test_command_not_found_exits_127(memwatch):
+    result = memwatch([], ["memwatch-no-such-command"])
+    assert result.returncode == 127
+    assert "memwatch-no-such-command: command not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_command_not_executable_exits_126(memwatch, tmp_path):
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    result = memwatch([], [str(script)])
+    assert result.returncode == 126
+    assert "cannot execute" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_death_by_signal_exits_128_plus_n(memwatch):
+    job = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+    result = memwatch(["--no-cgroup"], job)
+    assert result.returncode == 128 + signal.SIGKILL
+    assert result.summary["signal"] == signal.SIGKILL
+    assert result.summary["exit_code"] is None
+    assert result.summary["oom_killed"] is False
+
+
+def test_stdin_and_stdout_pass_through_unchanged():
+    proc = subprocess.run(
+        [sys.executable, "-m", "memwatch", "--no-cgroup", "-q", "--", "tr", "a-z", "A-Z"],
+        input="hello\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0
+    assert proc.stdout == "HELLO\n"
+    assert proc.stderr == ""
+
+
+def _start(args: list[str], job: list[str], tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "memwatch", *args, "--", *job],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+@pytest.fixture
+def started():
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+TRAP_JOB = [
+    sys.executable,
+    "-c",
+    "import signal, sys, time\n"
+    "for s in (signal.SIGTERM, signal.SIGHUP):\n"
+    "    signal.signal(s, lambda n, f: sys.exit(40 + n))\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(120)\n",
+]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_to_memwatch_is_forwarded_and_summary_written(sig, started, tmp_path):
+    out = tmp_path / "s.json"
+    proc = _start(["--no-cgroup", "--json", str(out)], TRAP_JOB, tmp_path)
+    started.append(proc)
+    assert proc.stdout.readline() == "ready\n"
+    os.kill(proc.pid, sig)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 40 + sig, stderr
+    assert json.loads(out.read_text())["exit_code"] == 40 + sig
+
+
+def test_interrupt_of_the_whole_group_ends_job_before_memwatch(started, tmp_path):
+    # Ctrl-C reaches every process of the foreground group: memwatch must outlive the job,
+    # write the summary and pass on the job's status (Python exits 128+SIGINT).
+    out = tmp_path / "s.json"
+    job = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(120)"]
+    proc = _start(["--no-cgroup", "--json", str(out)], job, tmp_path)
+    started.append(proc)
+    assert proc.stdout.readline() == "ready\n"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, stderr
+    assert json.loads(out.read_text())["signal"] == signal.SIGINT
+    assert "Traceback (most recent call last)" not in stderr.split("KeyboardInterrupt")[-1]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_samples_file_is_valid_after_memwatch_is_killed(suffix, started, tmp_path):
+    path = tmp_path / f"samples{suffix}"
+    job = memhog("hold", 50, 120)
+    proc = _start(["--no-cgroup", "--interval", "0.02", "--samples", str(path)], job, tmp_path)
+    started.append(proc)
+    while not path.exists() or len(path.read_text().splitlines()) < 6:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    text = path.read_text()
+    assert text.endswith("\n")
+    if suffix == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        totals = [int(r["total_bytes"]) for r in rows]
+    else:
+        totals = [json.loads(line)["total_bytes"] for line in text.splitlines()]
+    assert len(totals) >= 5
+    assert max(totals) >= 50 * MIB
+
+
+def test_python_api_measures_a_command():
+    summary = measure(memhog("hold", 100, 0.3), interval_s=0.02, use_cgroup=False, job="demo")
+    assert isinstance(summary, RunSummary)
+    assert summary.exit_status == 0
+    assert summary.job == "demo"
+    assert summary.peak.total_bytes >= 100 * MIB
+    assert summary.samples >= 2
+
+
+def test_memwatch_stays_light_while_wrapping(started, tmp_path):
+    job = [sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(120)"]
+    proc = _start(["--no-cgroup", "--interval", "0.01"], job, tmp_path)
+    started.append(proc)
+    assert proc.stdout.readline() == "ready\n"
+    time.sleep(0.5)  # let it take a few dozen samples
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    hwm_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    assert hwm_kib * 1024 <= 30 * MIB
+    check = "import sys, memwatch.cli; print(sorted({'numpy', 'prometheus_client'} & set(sys.modules)))"
+    heavy = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
+    assert heavy.stdout.strip() == "[]"
+
+
+# --- bad input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "no command given"),
+        (["--"], "no command given"),
+        (["run"], "no command given"),
+        (["--bogus", "--", "true"], "unrecognized arguments: --bogus"),
+        (["--interval", "0", "--", "true"], "--interval: must be at least 0.001 s (got 0)"),
+        (["--interval", "-1", "--", "true"], "--interval: must be at least 0.001 s (got -1)"),
+        (["--samples", "x.txt", "--", "true"], "must end in .csv or .jsonl"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
+    marker = tmp_path / "ran"
+    proc = subprocess.run(
+        [sys.executable, "-m", "memwatch", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("memwatch: error:")
+    assert message in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert not marker.exists()
+
+
+def test_unwritable_json_path_is_refused_before_the_command_starts(tmp_path):
+    marker = tmp_path / "ran"
+    proc = subprocess.run(
+        [sys.executable, "-m", "memwatch", "--json", "/nonexistent/dir/s.json", "--", "touch", str(marker)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "memwatch: error: --json /nonexistent/dir/s.json" in proc.stderr
+    assert not marker.exists()
+
+
+def test_json_write_failure_after_the_run_keeps_the_measurement(tmp_path):
+    # The job itself removes the output directory: the write fails only at the end.
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    job = ["sh", "-c", f"rm -r {outdir} && exit 3"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "memwatch", "--no-cgroup", "-q", "--json", str(outdir / "s.json"), "--", *job],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 125
+    assert "memwatch: peak" in proc.stderr  # the summary is printed even with --quiet
+    assert "cannot write --json" in proc.stderr
+    assert "exit status 3" in proc.stderr
+    assert "Traceback" not in proc.stderr
