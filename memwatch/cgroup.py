@@ -132,7 +132,9 @@ class JobCgroup:
         _mkdir(self.path)
         if not os.path.exists(os.path.join(self.path, "memory.peak")):
             self.remove()
-            raise CgroupUnavailable("this kernel has no memory.peak (cgroup v2 needs Linux >= 5.19)")
+            raise CgroupUnavailable(
+                "this kernel has no memory.peak (cgroup v2 needs Linux >= 5.19)"
+            )
 
     def pids(self) -> set[int]:
         """Processes currently in the job cgroup."""

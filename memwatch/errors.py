@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class MemwatchError(Exception):
-    """Base class; ``str(err)`` is the message shown to the user, ``exit_code`` what the CLI returns."""
+    """Base class: ``str(err)`` is the message for the user, ``exit_code`` what the CLI returns."""
 
     exit_code = 125
 

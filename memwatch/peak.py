@@ -36,7 +36,9 @@ class TreeAccumulator:
         self._prev: dict[Key, ProcMem] = {}
         self._max_swap: dict[Key, int] = {}
 
-    def feed(self, at_s: float, procs: Iterable[ProcMem], system_swapout_bytes: int | None = None) -> Sample:
+    def feed(
+        self, at_s: float, procs: Iterable[ProcMem], system_swapout_bytes: int | None = None
+    ) -> Sample:
         """Account one reading of the tree taken ``at_s`` seconds after the start."""
         cur = {p.key: p for p in procs}
         prev = self._prev
@@ -70,7 +72,9 @@ class TreeAccumulator:
         max_swap = {k: max(p.swap_bytes, self._max_swap.get(k, 0)) for k, p in cur.items()}
         interval_upper = sum(p.hwm_bytes + max_swap[k] for k, p in cur.items())
         interval_upper += sum(
-            p.hwm_bytes + self._max_swap.get(k, p.swap_bytes) for k, p in prev.items() if k not in cur
+            p.hwm_bytes + self._max_swap.get(k, p.swap_bytes)
+            for k, p in prev.items()
+            if k not in cur
         )
         self.upper_bytes = max(self.upper_bytes, interval_upper)
         self._max_swap = max_swap
@@ -96,7 +100,9 @@ def resolve_peak(
     if spike > sampled:
         source = "hwm"
         rss = lower - (best.swap_bytes if best else 0)
-        at_s = acc.spike_estimate_at_s if acc.spike_estimate_bytes >= (ru_maxrss_bytes or 0) else None
+        at_s = (
+            acc.spike_estimate_at_s if acc.spike_estimate_bytes >= (ru_maxrss_bytes or 0) else None
+        )
     else:
         source = "sampling"
         rss = best.rss_bytes if best else 0

@@ -46,7 +46,11 @@ def format_human(s: RunSummary) -> str:
         f"peak {human_bytes(p.total_bytes)} ({split}){at}; "
         f"source: {p.source} ({SOURCE_NOTES[p.source]})",
         f"  bounds {human_bytes(b.lower_bytes)} .. {human_bytes(b.upper_bytes)}"
-        + (f"; RSS summed per process {human_bytes(p.rss_bytes)}" if p.pss_bytes is not None else ""),
+        + (
+            f"; RSS summed per process {human_bytes(p.rss_bytes)}"
+            if p.pss_bytes is not None
+            else ""
+        ),
         f"  ru_maxrss (what GNU time reports): {human_bytes(s.ru_maxrss_bytes)}",
         f"  {s.processes_seen} process(es), {s.samples} samples every {s.interval_s:g} s over "
         f"{s.duration_s:.2f} s; {_ending(s)}",
@@ -57,7 +61,9 @@ def format_human(s: RunSummary) -> str:
 
 def _ending(s: RunSummary) -> str:
     if s.signal is not None:
-        name = signal.Signals(s.signal).name if s.signal in signal.valid_signals() else str(s.signal)
+        name = (
+            signal.Signals(s.signal).name if s.signal in signal.valid_signals() else str(s.signal)
+        )
         killed = "killed by the OOM killer" if s.oom_killed else f"killed by {name}"
         return f"{killed} (exit status {s.exit_status})"
     return f"exit status {s.exit_code}"
@@ -125,7 +131,8 @@ class SampleWriter:
         self.path = path
         self.error: str | None = None
         try:
-            self._file: IO[str] | None = open(path, "w", newline="")
+            # Kept open for the whole run and closed by close(): not a with-block.
+            self._file: IO[str] | None = open(path, "w", newline="")  # noqa: SIM115
         except OSError as err:
             raise UsageError(f"--samples {path}: {err.strerror}; choose another path") from err
         self._csv = None if self._jsonl else csv.writer(self._file)
@@ -142,7 +149,7 @@ class SampleWriter:
             if self._csv:
                 self._csv.writerow(["" if v is None else v for v in row])
             else:
-                self._file.write(json.dumps(dict(zip(SAMPLE_FIELDS, row))) + "\n")
+                self._file.write(json.dumps(dict(zip(SAMPLE_FIELDS, row, strict=True))) + "\n")
             self._file.flush()
         except OSError as err:
             self.error = f"--samples {self.path}: writing stopped: {err.strerror}"

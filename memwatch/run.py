@@ -73,7 +73,7 @@ class _SignalForwarder:
 
 
 def _spawn(
-    command: Sequence[str], cgroup: JobCgroup | None, sigmask: set[signal.Signals] | None
+    command: Sequence[str], cgroup: JobCgroup | None, sigmask: set[int | signal.Signals] | None
 ) -> subprocess.Popen[bytes]:
     join_fd = os.open(cgroup.procs_path, os.O_WRONLY) if cgroup else None
 
@@ -141,12 +141,16 @@ def measure(
         except CgroupUnavailable as err:
             warnings.append(f"no job cgroup ({err}): the peak comes from sampling")
     oom_before = read_vmstat(("oom_kill",), procfs).get("oom_kill")
-    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS) if forward_signals else None
+    old_mask = (
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS) if forward_signals else None
+    )
     forwarder = sampler = None
     try:
         child = _spawn(command, cgroup, old_mask)
         t0 = time.monotonic()
-        tracker = TreeTracker(child.pid, reaper_pid=os.getpid() if subreaper else None, procfs=procfs)
+        tracker = TreeTracker(
+            child.pid, reaper_pid=os.getpid() if subreaper else None, procfs=procfs
+        )
         sampler = Sampler(
             tracker,
             interval_s=interval_s,
@@ -211,7 +215,8 @@ def measure(
     plateaus = sampler.plateaus.finish()
     for p in plateaus:
         warnings.append(
-            f"suspected swapping from {p.start_s:.2f} s to {p.end_s:.2f} s: resident memory flat at "
+            f"suspected swapping from {p.start_s:.2f} s to {p.end_s:.2f} s: "
+            f"resident memory flat at "
             f"{p.rss_bytes >> 20} MiB while swap grew {p.swap_growth_bytes >> 20} MiB"
         )
     if sampler.error:

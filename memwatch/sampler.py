@@ -127,4 +127,6 @@ class Sampler:
         candidates = {p.pid for p in procs if p.rss_bytes > 0} - self._cgroup_pids()
         if candidates:
             candidates -= self._cgroup_pids()
-            self.escaped_cgroup |= {p for p in candidates if os.path.exists(f"{self._procfs}/{p}/stat")}
+            self.escaped_cgroup |= {
+                p for p in candidates if os.path.exists(f"{self._procfs}/{p}/stat")
+            }

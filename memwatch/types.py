@@ -57,7 +57,7 @@ class Plateau:
 
 @dataclass(frozen=True)
 class CgroupPeak:
-    """What the kernel's job cgroup recorded. ``total_bytes`` is None where swap is not accounted."""
+    """What the job cgroup recorded; ``total_bytes`` is None where swap is not accounted."""
 
     version: int
     ram_bytes: int | None

@@ -87,7 +87,9 @@ def make_cgroup() -> Iterator[Any]:
         version, own = find_memory_cgroup()
     except CgroupUnavailable as err:
         version, own = 0, str(err)
-    need(os.geteuid() == 0 and version == 1, f"needs root and a cgroup v1 memory controller ({own})")
+    need(
+        os.geteuid() == 0 and version == 1, f"needs root and a cgroup v1 memory controller ({own})"
+    )
     made: list[Path] = []
 
     def make(

@@ -64,7 +64,9 @@ def test_children_are_summed_where_ru_maxrss_sees_one(memwatch, make_cgroup):
 def test_spike_between_samples_is_caught_by_high_water_marks(memwatch, make_cgroup):
     truth = make_cgroup()
     # One sample a second: the 400 MiB spike (~0.1 s) falls between two samples.
-    result = memwatch(["--no-cgroup", "--interval", "1"], memhog("spike", 100, 400), job_cgroup=truth)
+    result = memwatch(
+        ["--no-cgroup", "--interval", "1"], memhog("spike", 100, 400), job_cgroup=truth
+    )
     peak = result.summary["peak"]
     assert_close(peak["total_bytes"], truth.truth_bytes, 0.05)
     assert peak["total_bytes"] > 450 * MIB
@@ -96,7 +98,9 @@ def test_daemonized_grandchild_stays_in_the_tree(memwatch, make_cgroup):
     result = memwatch(["--no-cgroup"], memhog("daemon", 400, 1.5), job_cgroup=truth)
     summary = result.summary
     assert summary["peak"]["total_bytes"] >= 400 * MIB
-    assert summary["processes_seen"] >= 2  # the job and its daemonized grandchild (the middle one is too brief)
+    assert (
+        summary["processes_seen"] >= 2
+    )  # the job and its daemonized grandchild (the middle one is too brief)
 
 
 @pytest.fixture
@@ -105,7 +109,9 @@ def swap_on():
 
 
 @pytest.mark.parametrize("mode", [["--no-cgroup"], []], ids=["no-cgroup", "default"])
-def test_job_pushed_into_swap_counts_swap_and_flags_the_plateau(mode, memwatch, make_cgroup, swap_on):
+def test_job_pushed_into_swap_counts_swap_and_flags_the_plateau(
+    mode, memwatch, make_cgroup, swap_on
+):
     # memwatch runs in a cgroup limited to 200 MiB of RAM (swap unlimited); its job cgroup,
     # or the test's truth cgroup, is nested inside, so the limit pushes the job into swap.
     limited = make_cgroup(limit_bytes=200 * MIB)

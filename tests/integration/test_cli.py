@@ -165,9 +165,13 @@ def test_memwatch_stays_light_while_wrapping(started, tmp_path):
     assert proc.stdout.readline() == "ready\n"
     time.sleep(0.5)  # let it take a few dozen samples
     status = Path(f"/proc/{proc.pid}/status").read_text()
-    hwm_kib = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+    hwm_kib = int(
+        next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]
+    )
     assert hwm_kib * 1024 <= 30 * MIB
-    check = "import sys, memwatch.cli; print(sorted({'numpy', 'prometheus_client'} & set(sys.modules)))"
+    check = (
+        "import sys, memwatch.cli; print(sorted({'numpy', 'prometheus_client'} & set(sys.modules)))"
+    )
     heavy = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=REPO)
     assert heavy.stdout.strip() == "[]"
 
@@ -206,7 +210,16 @@ def test_bad_input_is_one_line_and_exit_2(args, message, tmp_path):
 def test_unwritable_json_path_is_refused_before_the_command_starts(tmp_path):
     marker = tmp_path / "ran"
     proc = subprocess.run(
-        [sys.executable, "-m", "memwatch", "--json", "/nonexistent/dir/s.json", "--", "touch", str(marker)],
+        [
+            sys.executable,
+            "-m",
+            "memwatch",
+            "--json",
+            "/nonexistent/dir/s.json",
+            "--",
+            "touch",
+            str(marker),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -223,7 +236,17 @@ def test_json_write_failure_after_the_run_keeps_the_measurement(tmp_path):
     outdir.mkdir()
     job = ["sh", "-c", f"rm -r {outdir} && exit 3"]
     proc = subprocess.run(
-        [sys.executable, "-m", "memwatch", "--no-cgroup", "-q", "--json", str(outdir / "s.json"), "--", *job],
+        [
+            sys.executable,
+            "-m",
+            "memwatch",
+            "--no-cgroup",
+            "-q",
+            "--json",
+            str(outdir / "s.json"),
+            "--",
+            *job,
+        ],
         capture_output=True,
         text=True,
         cwd=REPO,
