@@ -42,6 +42,7 @@ class PlateauDetector:
         self._count = 0
         self._rss_min = self._rss_max = 0
         self._found: list[Plateau] = []
+        self._previous_window_was_plateau = False
 
     def _tolerance(self, rss: int) -> int:
         return max(self._min_tol, int(rss * self._rel))
@@ -61,6 +62,7 @@ class PlateauDetector:
         self._rss_min = self._rss_max = sample.rss_bytes
 
     def _close(self) -> None:
+        was_plateau, self._previous_window_was_plateau = self._previous_window_was_plateau, False
         first, last = self._first, self._last
         if first is None or last is None or self._count < self._min_samples:
             return
@@ -72,8 +74,25 @@ class PlateauDetector:
             system = last.system_swapout_bytes - first.system_swapout_bytes
         tree_swapping = growth >= self._min_growth
         system_swapping = system >= self._min_growth and last.swap_bytes > 0
-        if tree_swapping or system_swapping:
-            self._found.append(Plateau(first.at_s, last.at_s, self._rss_max, growth, system))
+        if not (tree_swapping or system_swapping):
+            return
+        plateau = Plateau(first.at_s, last.at_s, self._rss_max, growth, system)
+        before = self._found[-1] if was_plateau else None
+        # Windows are contiguous: RSS wobbling just past the tolerance while it still hugs
+        # the same limit splits one plateau in two. Join them back.
+        if before and abs(before.rss_bytes - plateau.rss_bytes) <= 2 * self._tolerance(
+            plateau.rss_bytes
+        ):
+            plateau = Plateau(
+                before.start_s,
+                plateau.end_s,
+                max(before.rss_bytes, plateau.rss_bytes),
+                before.swap_growth_bytes + plateau.swap_growth_bytes,
+                before.system_swapout_bytes + plateau.system_swapout_bytes,
+            )
+            self._found.pop()
+        self._found.append(plateau)
+        self._previous_window_was_plateau = True
 
     def finish(self) -> list[Plateau]:
         """Close the open window and return every plateau, in time order."""
