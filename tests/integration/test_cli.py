@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -257,3 +258,43 @@ def test_json_write_failure_after_the_run_keeps_the_measurement(tmp_path):
     assert "cannot write --json" in proc.stderr
     assert "exit status 3" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_job_once(tmp_path):
+    # A real pseudo-terminal: the kernel sends SIGINT to the whole foreground group, so
+    # memwatch must not forward it a second time, and must outlive the job.
+    out = tmp_path / "s.json"
+    job = (
+        "import signal, sys, time\n"
+        "hits = []\n"
+        "signal.signal(signal.SIGINT, lambda n, f: hits.append(n))\n"
+        "print('ready', flush=True)\n"
+        "while not hits: time.sleep(0.01)\n"
+        "time.sleep(0.5)  # room for a duplicate to arrive\n"
+        "sys.exit(10 + len(hits))\n"
+    )
+    argv = [sys.executable, "-m", "memwatch", "--no-cgroup", "--json", str(out), "--"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(REPO)
+        os.execv(sys.executable, [*argv, sys.executable, "-c", job])
+    try:
+        seen = b""
+        while b"ready" not in seen:
+            seen += os.read(fd, 1024)
+        os.write(fd, b"\x03")  # Ctrl-C, as typed
+        while True:
+            try:
+                if not os.read(fd, 4096):
+                    break
+            except OSError:  # EIO: the terminal's last process has gone
+                break
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert os.waitstatus_to_exitcode(status) == 11
+    assert json.loads(out.read_text())["exit_code"] == 11
