@@ -146,7 +146,16 @@ def measure(
     )
     forwarder = sampler = None
     try:
-        child = _spawn(command, cgroup, old_mask)
+        try:
+            child = _spawn(command, cgroup, old_mask)
+        except subprocess.SubprocessError as err:
+            # Joining the job cgroup failed between fork and exec (e.g. it was removed).
+            if cgroup is None:
+                raise
+            cgroup.remove()
+            cgroup = None
+            warnings.append(f"cannot start the command in the job cgroup ({err}): sampling only")
+            child = _spawn(command, None, old_mask)
         t0 = time.monotonic()
         tracker = TreeTracker(
             child.pid, reaper_pid=os.getpid() if subreaper else None, procfs=procfs

@@ -153,3 +153,14 @@ def test_oom_kill_is_reported_with_the_peak_up_to_the_kill(mode, memwatch, make_
         assert summary["peak"]["source"] == "cgroup"
         assert summary["peak"]["total_bytes"] <= limit
         assert summary["peak"]["total_bytes"] >= 150 * MIB
+
+
+def test_job_that_leaves_the_job_cgroup_is_still_measured(memwatch, make_cgroup):
+    # The job moves itself into another cgroup: memwatch's cgroup peak then misses it, so
+    # memwatch must notice and report the larger, sampled figure.
+    elsewhere = make_cgroup()
+    result = memwatch([], memhog("hold", 300, 1.5), job_cgroup=elsewhere)
+    summary = result.summary
+    assert any("moved out of the job cgroup" in w for w in summary["warnings"]), summary
+    assert summary["peak"]["source"] in ("sampling", "hwm")
+    assert_close(summary["peak"]["total_bytes"], elsewhere.truth_bytes, 0.05)
