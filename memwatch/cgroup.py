@@ -86,6 +86,7 @@ class JobCgroup:
         self.path = path
         self.parent = parent
         self._self_leaf: str | None = None  # v2: where memwatch moved itself, if it had to
+        self._enabled_memory = False  # v2: whether memwatch enabled +memory in its parent
 
     @property
     def procs_path(self) -> str:
@@ -102,7 +103,10 @@ class JobCgroup:
                 _mkdir(job.path)
             else:
                 job._create_v2(own, name)
-        except OSError as err:
+        except (OSError, CgroupUnavailable) as err:
+            job._undo_v2()  # put memwatch back where it was, whatever step failed
+            if isinstance(err, CgroupUnavailable):
+                raise
             raise CgroupUnavailable(f"cannot create a cgroup in {own}: {err.strerror}") from err
         return job
 
@@ -118,12 +122,12 @@ class JobCgroup:
             # hold no processes itself, so memwatch first moves into a leaf of its own.
             leaf = os.path.join(own, name + "-self")
             _mkdir(leaf)
-            _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
             self._self_leaf = leaf
+            _write(os.path.join(leaf, "cgroup.procs"), str(os.getpid()))
             try:
                 _write(subtree, "+memory")
+                self._enabled_memory = True
             except OSError as err:
-                self._undo_v2()
                 raise CgroupUnavailable(
                     f"cannot enable the memory controller under {own} ({err.strerror}): other "
                     "processes share memwatch's cgroup (run it in a scope of its own, e.g. "
@@ -131,7 +135,7 @@ class JobCgroup:
                 ) from err
         _mkdir(self.path)
         if not os.path.exists(os.path.join(self.path, "memory.peak")):
-            self.remove()
+            os.rmdir(self.path)
             raise CgroupUnavailable(
                 "this kernel has no memory.peak (cgroup v2 needs Linux >= 5.19)"
             )
@@ -198,7 +202,9 @@ class JobCgroup:
         if leaf is None:
             return
         try:
-            _write(os.path.join(self.parent, "cgroup.subtree_control"), "-memory")
+            if self._enabled_memory:
+                _write(os.path.join(self.parent, "cgroup.subtree_control"), "-memory")
+                self._enabled_memory = False
             _write(os.path.join(self.parent, "cgroup.procs"), str(os.getpid()))
             os.rmdir(leaf)
         except OSError:

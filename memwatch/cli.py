@@ -11,7 +11,7 @@ from typing import NoReturn
 from . import __version__
 from .errors import MemwatchError, OutputError, UsageError
 from .report import SampleWriter, check_writable, format_human, write_json
-from .run import MIN_INTERVAL_S, measure
+from .run import MAX_INTERVAL_S, MIN_INTERVAL_S, measure
 
 SUBCOMMANDS = ("run",)
 
@@ -48,8 +48,10 @@ def _interval(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= MIN_INTERVAL_S:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL_S} s (got {text})")
+    if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_INTERVAL_S} s and at most {MAX_INTERVAL_S:g} s (got {text})"
+        )
     return value
 
 

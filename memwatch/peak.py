@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .types import Bounds, CgroupPeak, Peak, ProcMem, Sample
+from .types import Bounds, CgroupPeak, Peak, PeakSource, ProcMem, Sample
 
 Key = tuple[int, int]
 
@@ -33,6 +33,7 @@ class TreeAccumulator:
         self.spike_estimate_at_s: float | None = None
         self.upper_bytes = 0
         self.processes_seen = 0
+        self.max_process_hwm_bytes = 0  # the largest single process: what GNU time reports
         self._prev: dict[Key, ProcMem] = {}
         self._max_swap: dict[Key, int] = {}
 
@@ -57,16 +58,25 @@ class TreeAccumulator:
         if self.max_sample is None or sample.total_bytes > self.max_sample.total_bytes:
             self.max_sample = sample
 
-        # Spikes between the previous reading and this one.
+        # Spikes between the previous reading and this one. At its high-water mark a process
+        # was resident at ``hwm``; its swap then is unknown, so take the smaller of its two
+        # readings (pages swapped out after the peak must not count twice).
         low = {k: min(counted[k], prev[k].counted_bytes(self.pss)) for k in cur if k in prev}
         base = sum(low.values())
         for k, p in cur.items():
             rose = k not in prev or p.hwm_bytes > prev[k].hwm_bytes
             if rose and p.hwm_bytes > p.rss_bytes:
-                estimate = base - low.get(k, 0) + counted[k] + (p.hwm_bytes - p.rss_bytes)
+                resident = p.hwm_bytes - p.rss_bytes + _resident_part(p, self.pss)
+                swapped = _swap_part(p, self.pss)
+                if k in prev:
+                    swapped = min(swapped, _swap_part(prev[k], self.pss))
+                estimate = base - low.get(k, 0) + resident + swapped
                 if estimate > self.spike_estimate_bytes:
                     self.spike_estimate_bytes = estimate
                     self.spike_estimate_at_s = at_s
+        self.max_process_hwm_bytes = max(
+            [self.max_process_hwm_bytes, *(p.hwm_bytes for p in cur.values())]
+        )
 
         # Upper bound over this interval: everyone alive at either end, each at its maximum.
         max_swap = {k: max(p.swap_bytes, self._max_swap.get(k, 0)) for k, p in cur.items()}
@@ -82,6 +92,14 @@ class TreeAccumulator:
         return sample
 
 
+def _resident_part(p: ProcMem, pss: bool) -> int:
+    return p.pss_bytes if pss and p.pss_bytes is not None else p.rss_bytes
+
+
+def _swap_part(p: ProcMem, pss: bool) -> int:
+    return (p.swap_pss_bytes or 0) if pss and p.pss_bytes is not None else p.swap_bytes
+
+
 def resolve_peak(
     acc: TreeAccumulator,
     *,
@@ -89,47 +107,59 @@ def resolve_peak(
     ru_maxrss_bytes: int | None,
     escaped_cgroup: int = 0,
 ) -> tuple[Peak, Bounds, list[str]]:
-    """Choose the reported peak and its bounds from every source, and say why."""
+    """Choose the reported peak and its bounds from every source, and say why.
+
+    ``ru_maxrss_bytes`` must already be trustworthy (see run.py): one process's resident
+    peak, so the tree held at least that.
+    """
     warnings: list[str] = []
     best = acc.max_sample
     sampled = best.total_bytes if best else 0
-    # ru_maxrss is one process's resident peak (what GNU time prints): the tree held at least that.
-    spike = max(acc.spike_estimate_bytes, ru_maxrss_bytes or 0)
-    lower = max(sampled, spike)
-    sampled_at_s = at_s = best.at_s if best else None
-    if spike > sampled:
-        source = "hwm"
-        rss = lower - (best.swap_bytes if best else 0)
-        at_s = (
-            acc.spike_estimate_at_s if acc.spike_estimate_bytes >= (ru_maxrss_bytes or 0) else None
-        )
-    else:
-        source = "sampling"
-        rss = best.rss_bytes if best else 0
+    rss = best.rss_bytes if best else 0
     swap = best.swap_bytes if best else 0
     pss = best.pss_bytes if best else None
-    total, upper = lower, max(acc.upper_bytes, lower)
+    at_s = sampled_at_s = best.at_s if best else None
+    source: PeakSource = "sampling"
+    total = sampled
+    spike = max(acc.spike_estimate_bytes, ru_maxrss_bytes or 0)
+    if spike > sampled:
+        total, source, rss = spike, "hwm", max(0, spike - swap)
+        from_hwm = acc.spike_estimate_bytes >= (ru_maxrss_bytes or 0)
+        at_s = acc.spike_estimate_at_s if from_hwm else None
+    lower, upper = total, max(acc.upper_bytes, total)
 
     if cgroup is not None and cgroup.total_bytes is not None:
+        kernel = cgroup.total_bytes
+        ram = min(cgroup.ram_bytes if cgroup.ram_bytes is not None else kernel, kernel)
         if escaped_cgroup:
             warnings.append(
                 f"{escaped_cgroup} process(es) moved out of the job cgroup: the cgroup peak is a "
                 "lower bound, so the larger of it and the sampled peak is reported"
             )
-        if escaped_cgroup and lower > cgroup.total_bytes:
-            upper = max(upper, lower)
+            # The cgroup saw part of the tree: the truth is at least either figure and at
+            # most both together.
+            upper = kernel + acc.upper_bytes
+            if kernel >= total:
+                total, source, at_s, rss, swap = kernel, "cgroup", sampled_at_s, ram, kernel - ram
+            lower = total
         else:
-            total, source, at_s = cgroup.total_bytes, "cgroup", sampled_at_s
-            ram = cgroup.ram_bytes if cgroup.ram_bytes is not None else total
-            rss, swap = min(ram, total), max(0, total - ram)
-            lower = cgroup.total_bytes if cgroup.total_is_exact else (cgroup.ram_bytes or 0)
-            upper = total
+            total, source, at_s, rss, swap = kernel, "cgroup", sampled_at_s, ram, kernel - ram
+            # v2's two peaks may come at different moments: their sum is only an upper bound.
+            lower = kernel if cgroup.total_is_exact else ram
+            upper = kernel
     elif cgroup is not None and cgroup.ram_bytes is not None:
         warnings.append(
             "the job cgroup does not account swap (cgroup v1 needs swapaccount=1): "
             "swap comes from sampling"
         )
-        if cgroup.ram_bytes > lower:
-            total, source, rss, swap = cgroup.ram_bytes + swap, "cgroup", cgroup.ram_bytes, swap
-            lower, upper = total, max(upper, total)
-    return Peak(total, rss, swap, pss, at_s, source), Bounds(lower, max(upper, total)), warnings  # type: ignore[arg-type]
+        upper = max(upper, cgroup.ram_bytes + swap)
+        if cgroup.ram_bytes > total:
+            total, source, at_s, rss, swap = (
+                cgroup.ram_bytes,
+                "cgroup",
+                sampled_at_s,
+                cgroup.ram_bytes,
+                0,
+            )
+            lower = total
+    return Peak(total, rss, swap, pss, at_s, source), Bounds(lower, max(upper, total)), warnings

@@ -42,7 +42,7 @@ class PlateauDetector:
         self._count = 0
         self._rss_min = self._rss_max = 0
         self._found: list[Plateau] = []
-        self._previous_window_was_plateau = False
+        self._open_plateau_first: Sample | None = None  # first sample of the last plateau
 
     def _tolerance(self, rss: int) -> int:
         return max(self._min_tol, int(rss * self._rel))
@@ -62,43 +62,49 @@ class PlateauDetector:
         self._rss_min = self._rss_max = sample.rss_bytes
 
     def _close(self) -> None:
-        was_plateau, self._previous_window_was_plateau = self._previous_window_was_plateau, False
         first, last = self._first, self._last
         if first is None or last is None or self._count < self._min_samples:
+            return  # too short to judge; a one-sample blip does not end a plateau either
+        before = self._open_plateau_first
+        self._open_plateau_first = None
+        if self._rss_max == 0 or not self._swapping(first, last):
             return
-        if self._rss_max == 0:
-            return
-        growth = last.swap_bytes - first.swap_bytes
-        system = 0
-        if first.system_swapout_bytes is not None and last.system_swapout_bytes is not None:
-            system = last.system_swapout_bytes - first.system_swapout_bytes
-        tree_swapping = growth >= self._min_growth
-        system_swapping = system >= self._min_growth and last.swap_bytes > 0
-        if not (tree_swapping or system_swapping):
-            return
-        plateau = Plateau(first.at_s, last.at_s, self._rss_max, growth, system)
-        before = self._found[-1] if was_plateau else None
         # Windows are contiguous: RSS wobbling just past the tolerance while it still hugs
-        # the same limit splits one plateau in two. Join them back.
-        if before and abs(before.rss_bytes - plateau.rss_bytes) <= 2 * self._tolerance(
-            plateau.rss_bytes
-        ):
-            plateau = Plateau(
-                before.start_s,
-                plateau.end_s,
-                max(before.rss_bytes, plateau.rss_bytes),
-                before.swap_growth_bytes + plateau.swap_growth_bytes,
-                before.system_swapout_bytes + plateau.system_swapout_bytes,
+        # the same limit splits one plateau in two. Join them back, measuring growth over
+        # the whole joined range.
+        if before is not None:
+            joined = self._found[-1]
+            if abs(joined.rss_bytes - self._rss_max) <= 2 * self._tolerance(self._rss_max):
+                self._found.pop()
+                self._rss_max = max(self._rss_max, joined.rss_bytes)
+                first = before
+        self._found.append(
+            Plateau(
+                first.at_s,
+                last.at_s,
+                self._rss_max,
+                last.swap_bytes - first.swap_bytes,
+                _system_growth(first, last),
             )
-            self._found.pop()
-        self._found.append(plateau)
-        self._previous_window_was_plateau = True
+        )
+        self._open_plateau_first = first
+
+    def _swapping(self, first: Sample, last: Sample) -> bool:
+        tree = last.swap_bytes - first.swap_bytes >= self._min_growth
+        system = _system_growth(first, last) >= self._min_growth and last.swap_bytes > 0
+        return tree or system
 
     def finish(self) -> list[Plateau]:
         """Close the open window and return every plateau, in time order."""
         self._close()
         self._first = self._last = None
         return list(self._found)
+
+
+def _system_growth(first: Sample, last: Sample) -> int:
+    if first.system_swapout_bytes is None or last.system_swapout_bytes is None:
+        return 0
+    return last.system_swapout_bytes - first.system_swapout_bytes
 
 
 def detect_plateaus(samples: Iterable[Sample], **params: int | float) -> list[Plateau]:

@@ -27,7 +27,7 @@ def human_bytes(n: int | None) -> str:
         return "n/a"
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
+        if abs(value) < 1023.95 or unit == "TiB":  # so 1048575 B is 1.0 MiB, not 1024.0 KiB
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
@@ -137,8 +137,12 @@ class SampleWriter:
             raise UsageError(f"--samples {path}: {err.strerror}; choose another path") from err
         self._csv = None if self._jsonl else csv.writer(self._file)
         if self._csv:
-            self._csv.writerow(SAMPLE_FIELDS)
-            self._file.flush()
+            try:
+                self._csv.writerow(SAMPLE_FIELDS)
+                self._file.flush()
+            except OSError as err:
+                self.close()
+                raise UsageError(f"--samples {path}: {err.strerror}; choose another path") from err
 
     def __call__(self, sample: Sample) -> None:
         if self._file is None:

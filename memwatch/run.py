@@ -13,12 +13,13 @@ from collections.abc import Callable, Sequence
 from .cgroup import JobCgroup
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
 from .peak import resolve_peak
-from .procfs import PROC, read_vmstat
+from .procfs import PROC, read_proc_mem, read_vmstat
 from .sampler import Sampler
 from .tree import TreeTracker
 from .types import RunSummary, Sample
 
 MIN_INTERVAL_S = 0.001
+MAX_INTERVAL_S = 3600.0
 FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 SI_KERNEL = 0x80  # si_code of signals the kernel raised itself, e.g. Ctrl-C on a terminal
@@ -128,8 +129,11 @@ def measure(
     """
     if not command:
         raise UsageError("no command given: put it after '--', e.g. memwatch -- python job.py")
-    if not interval_s >= MIN_INTERVAL_S:
-        raise UsageError(f"--interval must be at least {MIN_INTERVAL_S} s (got {interval_s})")
+    if not MIN_INTERVAL_S <= interval_s <= MAX_INTERVAL_S:
+        raise UsageError(
+            f"--interval must be between {MIN_INTERVAL_S} and {MAX_INTERVAL_S:g} s "
+            f"(got {interval_s})"
+        )
     warnings: list[str] = []
     subreaper = _become_subreaper()
     if not subreaper:
@@ -145,6 +149,7 @@ def measure(
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS) if forward_signals else None
     )
     forwarder = sampler = None
+    spawner_hwm_bytes = read_proc_mem(os.getpid(), procfs=procfs).hwm_bytes
     try:
         try:
             child = _spawn(command, cgroup, old_mask)
@@ -198,14 +203,24 @@ def measure(
 
     exit_code = child.returncode if child.returncode >= 0 else None
     sig = -child.returncode if child.returncode < 0 else None
-    ru_maxrss_bytes = rusage.ru_maxrss * 1024  # kilobytes on Linux (getrusage(2))
+    # Linux carries the spawner's own high-water mark into the child's ru_maxrss at exec
+    # (fs/exec.c, exec_mmap: setmax_mm_hiwater_rss), so a figure not above memwatch's own
+    # peak may be memwatch's, not the job's. Then the largest VmHWM seen stands in for it.
+    ru_maxrss = rusage.ru_maxrss * 1024  # kilobytes on Linux (getrusage(2))
+    trusted_maxrss = ru_maxrss if ru_maxrss > spawner_hwm_bytes else None
+    ru_maxrss_bytes = trusted_maxrss or sampler.accumulator.max_process_hwm_bytes
     peak, bounds, peak_warnings = resolve_peak(
         sampler.accumulator,
         cgroup=cgroup_peak,
-        ru_maxrss_bytes=ru_maxrss_bytes,
+        ru_maxrss_bytes=trusted_maxrss,
         escaped_cgroup=len(sampler.escaped_cgroup),
     )
     warnings += peak_warnings
+    if peak.total_bytes == 0:
+        warnings.append(
+            "the command ended before memwatch could read its memory: its peak is unknown, "
+            "not zero (ru_maxrss cannot tell it apart from memwatch's own footprint)"
+        )
     oom_killed = False
     if cgroup_peak is not None and cgroup_peak.oom_kills:
         oom_killed = True
