@@ -47,6 +47,7 @@ class Sampler:
         self.vanished = 0
         self.unreadable: set[int] = set()
         self.escaped_cgroup: set[int] = set()
+        self._missing_from_cgroup: set[tuple[int, int]] = set()
         self.error: str | None = None
         self.last_members: dict[int, int] = {}
         self.last_procs: list[ProcMem] = []
@@ -121,12 +122,14 @@ class Sampler:
 
     def _check_cgroup(self, procs: list[ProcMem]) -> None:
         # A live process of the tree missing from the job cgroup moved itself out; its
-        # memory is then missing from the cgroup peak. Zombies (no VmRSS) and processes that
-        # exit during the check are not escapes, hence the second look.
+        # memory is then missing from the cgroup peak. But a child is visible in /proc a
+        # moment before fork attaches it to its cgroup (kernel/fork.c: cgroup_post_fork
+        # runs after attach_pid), and zombies (no VmRSS) leave the cgroup: so only a live
+        # process missing at two samples in a row counts as escaped.
         assert self._cgroup_pids is not None
-        candidates = {p.pid for p in procs if p.rss_bytes > 0} - self._cgroup_pids()
-        if candidates:
-            candidates -= self._cgroup_pids()
-            self.escaped_cgroup |= {
-                p for p in candidates if os.path.exists(f"{self._procfs}/{p}/stat")
-            }
+        missing = {p.key for p in procs if p.rss_bytes > 0}
+        if missing:
+            inside = self._cgroup_pids()
+            missing = {key for key in missing if key[0] not in inside}
+        self.escaped_cgroup |= {pid for pid, _ in missing & self._missing_from_cgroup}
+        self._missing_from_cgroup = missing
