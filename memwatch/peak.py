@@ -38,9 +38,18 @@ class TreeAccumulator:
         self._max_swap: dict[Key, int] = {}
 
     def feed(
-        self, at_s: float, procs: Iterable[ProcMem], system_swapout_bytes: int | None = None
+        self,
+        at_s: float,
+        procs: Iterable[ProcMem],
+        system_swapout_bytes: int | None = None,
+        *,
+        torn: bool = False,
     ) -> Sample:
-        """Account one reading of the tree taken ``at_s`` seconds after the start."""
+        """Account one reading of the tree taken ``at_s`` seconds after the start.
+
+        ``torn``: a process exited while the tree was being read. Its sharers' PSS grew
+        after it was read, so the PSS sum over-counts: such a sample cannot set the peak.
+        """
         cur = {p.key: p for p in procs}
         prev = self._prev
         counted = {k: p.counted_bytes(self.pss) for k, p in cur.items()}
@@ -55,7 +64,10 @@ class TreeAccumulator:
         )
         self.samples += 1
         self.processes_seen += sum(1 for k in cur if k not in prev)
-        if self.max_sample is None or sample.total_bytes > self.max_sample.total_bytes:
+        can_set_peak = not (torn and self.pss)
+        if can_set_peak and (
+            self.max_sample is None or sample.total_bytes > self.max_sample.total_bytes
+        ):
             self.max_sample = sample
 
         # Spikes between the previous reading and this one. At its high-water mark a process

@@ -56,6 +56,15 @@ def read_stat(pid: int, procfs: str = PROC) -> tuple[int, int]:
     return int(fields[1]), int(fields[19])
 
 
+def is_running(pid: int, procfs: str = PROC) -> bool:
+    """False once the process has exited, including as a not yet reaped zombie."""
+    try:
+        data = _read(f"{procfs}/{pid}/stat", pid)
+    except ProcessGone:
+        return False
+    return data[data.rfind(b")") + 2 : data.rfind(b")") + 3] not in (b"Z", b"X")
+
+
 def read_proc_mem(pid: int, *, pss: bool = False, procfs: str = PROC) -> ProcMem:
     """Read one process's memory: status always, smaps_rollup only with ``pss``."""
     _, start_ticks = read_stat(pid, procfs)

@@ -216,6 +216,12 @@ def measure(
         escaped_cgroup=len(sampler.escaped_cgroup),
     )
     warnings += peak_warnings
+    best = sampler.accumulator.max_sample
+    if peak.source != "cgroup" and not pss and best is not None and best.processes > 1:
+        warnings.append(
+            f"{best.processes} processes at the sampled peak: RSS counts pages they share "
+            "(copy-on-write after fork, shared memory) once per process; --pss counts them once"
+        )
     if peak.total_bytes == 0:
         warnings.append(
             "the command ended before memwatch could read its memory: its peak is unknown, "

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from .errors import PermissionDenied, ProcessGone
 from .peak import TreeAccumulator
 from .plateau import PlateauDetector
-from .procfs import PROC, read_proc_mem, read_vmstat
+from .procfs import PROC, is_running, read_proc_mem, read_vmstat
 from .tree import TreeTracker
 from .types import ProcMem, Sample
 
@@ -105,9 +105,15 @@ class Sampler:
                 self.tracker.forget(pid)  # pid reused by an unrelated process
                 continue
             procs.append(mem)
+        # PSS splits a shared page among the processes mapping it *when read*; a process
+        # exiting mid-pass raises its sharers' PSS after it was counted. Detect that.
+        torn = self.pss and any(not is_running(p.pid, self._procfs) for p in procs)
         swapout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
         sample = self.accumulator.feed(
-            self._clock() - self._t0, procs, None if swapout is None else swapout * PAGE_SIZE
+            self._clock() - self._t0,
+            procs,
+            None if swapout is None else swapout * PAGE_SIZE,
+            torn=torn,
         )
         self.plateaus.feed(sample)
         if self._cgroup_pids is not None:

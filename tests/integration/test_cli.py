@@ -187,8 +187,14 @@ def test_memwatch_stays_light_while_wrapping(started, tmp_path):
         (["--"], "no command given"),
         (["run"], "no command given"),
         (["--bogus", "--", "true"], "unrecognized arguments: --bogus"),
-        (["--interval", "0", "--", "true"], "--interval: must be at least 0.001 s and at most 3600 s (got 0)"),
-        (["--interval", "-1", "--", "true"], "--interval: must be at least 0.001 s and at most 3600 s (got -1)"),
+        (
+            ["--interval", "0", "--", "true"],
+            "must be at least 0.001 s and at most 3600 s (got 0)",
+        ),
+        (
+            ["--interval", "-1", "--", "true"],
+            "must be at least 0.001 s and at most 3600 s (got -1)",
+        ),
         (["--samples", "x.txt", "--", "true"], "must end in .csv or .jsonl"),
     ],
 )

@@ -179,3 +179,13 @@ def test_read_vmstat_does_not_match_a_key_by_prefix(fake_proc):
 
 def test_read_vmstat_without_the_file_is_empty(tmp_path):
     assert procfs.read_vmstat(("pswpout",), str(tmp_path)) == {}
+
+
+def test_is_running_is_false_for_zombies_and_gone_pids(fake_proc):
+    from memwatch.procfs import is_running
+
+    fake_proc.add(700, state="S")
+    fake_proc.add(701, state="Z", user_memory=False)
+    assert is_running(700, fake_proc.path)
+    assert not is_running(701, fake_proc.path)
+    assert not is_running(702, fake_proc.path)

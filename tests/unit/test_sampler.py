@@ -79,3 +79,24 @@ def test_process_missing_from_the_cgroup_only_once_has_not_escaped(fake_proc):
     sampler.sample_once()
     sampler.sample_once()
     assert sampler.escaped_cgroup == set()
+
+
+def test_pss_sample_torn_by_an_exit_cannot_set_the_peak(fake_proc, monkeypatch):
+    # Readers sharing a buffer: one exits after being read, so the others' PSS, read
+    # later, already includes its share. That sum is not one instant of the tree.
+    fake_proc.add(ROOT, ppid=500, start=10_000, rss_kb=100 * MIB_KB, pss_kb=50 * MIB_KB)
+    sampler = Sampler(
+        TreeTracker(ROOT, reaper_pid=500, procfs=fake_proc.path),
+        interval_s=0.1,
+        t0=0.0,
+        pss=True,
+        procfs=fake_proc.path,
+        clock=lambda: 0.0,
+    )
+    fake_proc.add(601, ppid=ROOT, start=10_001, rss_kb=100 * MIB_KB, pss_kb=50 * MIB_KB)
+    assert sampler.sample_once().total_bytes == 100 << 20
+    fake_proc.add(ROOT, ppid=500, start=10_000, rss_kb=100 * MIB_KB, pss_kb=90 * MIB_KB)
+    monkeypatch.setattr("memwatch.sampler.is_running", lambda pid, procfs: pid != 601)
+    torn = sampler.sample_once()
+    assert torn.total_bytes == 140 << 20  # still streamed to --samples as read
+    assert sampler.accumulator.max_sample.total_bytes == 100 << 20
