@@ -122,7 +122,20 @@ class Result:
 
 
 @pytest.fixture
-def memwatch(tmp_path: Path) -> Iterator[Any]:
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts (each in a session of its own); all killed at teardown."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+@pytest.fixture
+def memwatch(tmp_path: Path, started: list[subprocess.Popen[str]]) -> Any:
     """Factory running the real CLI in a subprocess: memwatch(args, job, in_cgroup=, job_cgroup=).
 
     ``in_cgroup`` puts memwatch itself in a test cgroup (its limits then apply to the job's
@@ -130,7 +143,6 @@ def memwatch(tmp_path: Path) -> Iterator[Any]:
     job), so that cgroup's peak is the truth for the job alone. Every process is killed at
     teardown, also when the test fails.
     """
-    started: list[subprocess.Popen[str]] = []
 
     def run(
         args: list[str],
@@ -154,13 +166,7 @@ def memwatch(tmp_path: Path) -> Iterator[Any]:
         summary = json.loads(out.read_text()) if out.exists() else None
         return Result(proc.returncode, stderr, summary, proc.pid)
 
-    yield run
-    for proc in started:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    return run
 
 
 def memhog(*args: object) -> list[str]:

@@ -78,18 +78,6 @@ def _start(args: list[str], job: list[str], tmp_path: Path) -> subprocess.Popen[
     )
 
 
-@pytest.fixture
-def started():
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-
 TRAP_JOB = [
     sys.executable,
     "-c",
