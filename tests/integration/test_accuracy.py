@@ -7,6 +7,8 @@ holds only the job, and within 10 % with --pss on the copy-on-write case.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .conftest import MIB, memhog, need, swap_total_bytes
@@ -164,3 +166,17 @@ def test_job_that_leaves_the_job_cgroup_is_still_measured(memwatch, make_cgroup)
     assert any("moved out of the job cgroup" in w for w in summary["warnings"]), summary
     assert summary["peak"]["source"] in ("sampling", "hwm")
     assert_close(summary["peak"]["total_bytes"], elsewhere.truth_bytes, 0.05)
+
+
+def test_descendant_outliving_the_job_is_reported_and_the_job_cgroup_removed(memwatch, make_cgroup):
+    outer = make_cgroup()  # memwatch runs here; its leftovers come back here, killed at teardown
+    # A daemon closes its stdio (else the pipe to memwatch's stderr would stay open).
+    daemon = "setsid sleep 60 </dev/null >/dev/null 2>&1 & exit 0"
+    result = memwatch([], ["sh", "-c", daemon], in_cgroup=outer)
+    summary = result.summary
+    assert result.returncode == 0, result.stderr
+    assert any("still running after the command exited" in w for w in summary["warnings"])
+    assert not any(p.is_dir() for p in outer.path.glob("memwatch-*"))
+    leftovers = (outer.path / "cgroup.procs").read_text().split()
+    assert len(leftovers) == 1  # the sleep, moved out of the removed job cgroup
+    assert Path(f"/proc/{leftovers[0]}/comm").read_text().strip() == "sleep"
