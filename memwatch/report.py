@@ -55,6 +55,8 @@ def format_human(s: RunSummary) -> str:
         f"  {s.processes_seen} process(es), {s.samples} samples every {s.interval_s:g} s over "
         f"{s.duration_s:.2f} s; {_ending(s)}",
     ]
+    if s.job is not None or s.size is not None:
+        lines.append(f"  job {s.job or '-'}, size {s.size or '-'}")
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join("memwatch: " + line for line in lines)
 
@@ -81,6 +83,7 @@ def to_json(s: RunSummary) -> dict[str, Any]:
         "interval_s": s.interval_s,
         "samples": s.samples,
         "processes_seen": s.processes_seen,
+        "unreadable_processes": s.unreadable_processes,
         "peak": dataclasses.asdict(s.peak),
         "bounds": dataclasses.asdict(s.bounds),
         "ru_maxrss_bytes": s.ru_maxrss_bytes,

@@ -286,5 +286,5 @@ def measure(
         job=job,
         cgroup=cgroup_peak,
         processes_seen=sampler.accumulator.processes_seen,
-        unreadable=len(sampler.unreadable),
+        unreadable_processes=len(sampler.unreadable),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 PeakSource = Literal["cgroup", "sampling", "hwm"]
@@ -105,7 +105,7 @@ class RunSummary:
     job: str | None = None
     cgroup: CgroupPeak | None = None
     processes_seen: int = 0
-    unreadable: int = field(default=0)
+    unreadable_processes: int = 0
 
     @property
     def exit_status(self) -> int:

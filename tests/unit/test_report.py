@@ -60,6 +60,11 @@ def test_human_summary_prefixes_every_line_and_lists_warnings_last(run_summary):
     assert lines[-2:] == [f"memwatch: warning: {w}" for w in warnings]
 
 
+def test_human_summary_names_job_and_size_when_given(run_summary):
+    assert "job train, size 1e6" in format_human(run_summary(job="train", size="1e6"))
+    assert "size" not in format_human(run_summary(job=None, size=None))
+
+
 def test_human_summary_without_warnings_has_no_warning_line(run_summary):
     assert "warning" not in format_human(run_summary())
 
@@ -159,6 +164,10 @@ def test_json_values_match_the_summary(run_summary):
     assert doc["warnings"] == ["w1"]
     assert (doc["size"], doc["job"]) == ("1e6", "train")
     assert doc["cgroup"]["total_bytes"] == 820 * MIB
+
+
+def test_json_counts_processes_it_could_not_read(run_summary):
+    assert to_json(run_summary(unreadable_processes=3))["unreadable_processes"] == 3
 
 
 def test_json_round_trips(run_summary):
