@@ -135,6 +135,7 @@ def measure(
             f"(got {interval_s})"
         )
     warnings: list[str] = []
+    spawner_hwm_bytes = read_proc_mem(os.getpid(), procfs=procfs).hwm_bytes
     subreaper = _become_subreaper()
     if not subreaper:
         warnings.append("cannot become a child subreaper: daemonized descendants may be missed")
@@ -149,7 +150,6 @@ def measure(
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS) if forward_signals else None
     )
     forwarder = sampler = None
-    spawner_hwm_bytes = read_proc_mem(os.getpid(), procfs=procfs).hwm_bytes
     try:
         try:
             child = _spawn(command, cgroup, old_mask)
