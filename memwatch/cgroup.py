@@ -217,6 +217,9 @@ def _mkdir(path: str) -> None:
     try:
         os.mkdir(path)
     except FileExistsError:
-        # A stale cgroup from a killed memwatch with the same pid: reuse it only if empty.
+        # Left by a killed memwatch that had the same pid (containers reuse small pids).
+        # Its peak counters still hold the old job's figures: remake it, if it is empty.
         if _read_text(os.path.join(path, "cgroup.procs")).strip():
             raise
+        os.rmdir(path)
+        os.mkdir(path)

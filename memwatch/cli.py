@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -101,12 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
-    """Split at the first '--' so CMD's own options never reach argparse."""
-    if "--" in argv:
-        at = argv.index("--")
-        return argv[:at], argv[at + 1 :]
-    return argv, None
+def _say(text: str) -> None:
+    """Print to stderr; a closed or full stderr must not cost the command's exit status."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,19 +115,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] not in (*SUBCOMMANDS, "-h", "--help", "--version"):
         args_list.insert(0, "run")
-    options, command = _split_command(args_list)
     try:
-        args = build_parser().parse_args(options)
+        args = build_parser().parse_args(args_list)
         if args.subcommand is None:
             raise UsageError("no command given: memwatch -- CMD [ARGS...] (see 'memwatch --help')")
-        if command is None:
-            command = args.command
+        # REMAINDER keeps everything from the command on, '--' included: CMD's own
+        # options and its own '--' reach it untouched.
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
         return _run(args, command)
     except MemwatchError as err:
-        print(f"memwatch: error: {err}", file=sys.stderr)
+        _say(f"memwatch: error: {err}")
         return err.exit_code
+    except KeyboardInterrupt:  # before the command started (e.g. opening a FIFO)
+        _say("memwatch: interrupted before the command started")
+        return 128 + 2
     except OSError as err:  # the last line of defence: one line, no traceback
-        print(f"memwatch: error: {err}", file=sys.stderr)
+        _say(f"memwatch: error: {err}")
         return 125
 
 
@@ -135,6 +139,8 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         raise UsageError("no command given: memwatch -- CMD [ARGS...] (see 'memwatch run --help')")
     if args.json:
         check_writable(args.json, "--json")
+        if args.samples and os.path.realpath(args.json) == os.path.realpath(args.samples):
+            raise UsageError(f"--json and --samples both name {args.json}: give two files")
     writer = SampleWriter(args.samples) if args.samples else None
     try:
         summary = measure(
@@ -157,13 +163,12 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             write_json(summary, args.json)
         except OutputError as err:
             # The measurement is not lost: it goes to stderr even with --quiet.
-            print(format_human(summary), file=sys.stderr)
-            print(
+            _say(format_human(summary))
+            _say(
                 f"memwatch: error: {err} (the command ended with exit status "
-                f"{summary.exit_status}; its summary is above)",
-                file=sys.stderr,
+                f"{summary.exit_status}; its summary is above)"
             )
             return err.exit_code
     if not args.quiet:
-        print(format_human(summary), file=sys.stderr)
+        _say(format_human(summary))
     return summary.exit_status

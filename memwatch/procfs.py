@@ -70,9 +70,11 @@ def read_proc_mem(pid: int, *, pss: bool = False, procfs: str = PROC) -> ProcMem
     _, start_ticks = read_stat(pid, procfs)
     status = _read(f"{procfs}/{pid}/status", pid)
     # Kernel threads and zombies have no Vm* lines: they hold no user memory.
-    rss = _kb_field(status, b"VmRSS:") or 0
-    swap = _kb_field(status, b"VmSwap:") or 0
-    hwm = _kb_field(status, b"VmHWM:") or 0
+    # Keys are matched at a line start: the Name: line is the process's own comm, which it
+    # can set to anything, "VmSwap: 9999999" included.
+    rss = _kb_field(status, b"\nVmRSS:") or 0
+    swap = _kb_field(status, b"\nVmSwap:") or 0
+    hwm = _kb_field(status, b"\nVmHWM:") or 0
     pss_bytes = swap_pss = None
     if pss:
         # smaps_rollup walks every VMA under mmap_lock: ~20x the cost of status, so it is

@@ -97,23 +97,46 @@ def to_json(s: RunSummary) -> dict[str, Any]:
 
 
 def write_json(s: RunSummary, path: str) -> None:
-    """Write the summary atomically (temp file + rename): never a half-written file."""
-    tmp = f"{path}.tmp{os.getpid()}"
+    """Write the summary; a regular file atomically (temp file + rename), never half-written.
+
+    Symlinks are followed (the link stays a link), and a path that is not a regular file
+    (/dev/stdout, a FIFO) is written in place.
+    """
+    text = json.dumps(to_json(s), indent=2) + "\n"
+    if os.path.exists(path) and not os.path.isfile(path):
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except OSError as err:
+            raise OutputError(f"cannot write --json {path}: {err.strerror}") from err
+        return
+    target = os.path.realpath(path)
+    tmp = f"{target}.tmp{os.getpid()}"
     try:
         with open(tmp, "w") as f:
-            json.dump(to_json(s), f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
+            f.write(text)
+        os.replace(tmp, target)
     except OSError as err:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
         raise OutputError(f"cannot write --json {path}: {err.strerror}") from err
 
 
 def check_writable(path: str, option: str) -> None:
-    """Fail before the command starts if ``path`` cannot be created."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Fail before the command starts if ``path`` cannot be written."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        return  # /dev/stdout, a FIFO: written in place
+    target = os.path.realpath(path)
+    if os.path.isdir(target):
+        raise UsageError(f"{option} {path}: is a directory; give a file name")
+    directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise UsageError(f"{option} {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+    if not os.access(directory, os.W_OK) or (
+        os.path.exists(target) and not os.access(target, os.W_OK)
+    ):
         raise UsageError(f"{option} {path}: not writable; choose another path")
 
 

@@ -201,10 +201,13 @@ def test_create_v1_makes_the_job_cgroup_inside_memwatchs_own(cgroupfs_v1):
     assert job.read_peak() == CgroupPeak(1, 0, 0, True, 0)
 
 
-def test_create_v1_reuses_an_empty_stale_cgroup(cgroupfs_v1):
-    os.mkdir(cgroupfs_v1.own / NAME)  # left by a killed memwatch with the same pid
+def test_create_v1_remakes_an_empty_stale_cgroup_so_its_old_peak_is_gone(cgroupfs_v1):
+    stale = cgroupfs_v1.own / NAME
+    os.mkdir(stale)  # left by a killed memwatch with the same pid
+    (stale / "memory.memsw.max_usage_in_bytes").write_text("209715200\n")
     job = JobCgroup.create(NAME, procfs=cgroupfs_v1.procfs_path)
     assert os.path.isdir(job.path)
+    assert job.read_peak().total_bytes != 209715200
 
 
 def test_create_v1_refuses_a_stale_cgroup_that_still_has_processes(cgroupfs_v1):

@@ -189,3 +189,10 @@ def test_is_running_is_false_for_zombies_and_gone_pids(fake_proc):
     assert is_running(700, fake_proc.path)
     assert not is_running(701, fake_proc.path)
     assert not is_running(702, fake_proc.path)
+
+
+def test_status_keys_match_only_at_a_line_start_not_in_the_name(fake_proc):
+    # A process may set its own comm (the Name: line) to look like a memory field.
+    fake_proc.add(700, comm="VmSwap: 9999999", rss_kb=2048, swap_kb=0)
+    mem = procfs.read_proc_mem(700, procfs=fake_proc.path)
+    assert (mem.rss_bytes, mem.swap_bytes) == (2048 * 1024, 0)
