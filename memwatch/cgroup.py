@@ -149,16 +149,21 @@ class JobCgroup:
 
     def read_peak(self) -> CgroupPeak:
         """The kernel's peaks and OOM-kill count for this cgroup."""
+        # The peaks count page cache the job brought in (files it read or wrote), which the
+        # kernel reclaims under a limit; what is still cached at the end says how much.
+        stat = self._text("memory.stat")
         if self.version == 1:
             ram = self._int("memory.max_usage_in_bytes")
             total = self._int("memory.memsw.max_usage_in_bytes")
             oom = _keyed(self._text("memory.oom_control"), "oom_kill")
-            return CgroupPeak(1, ram, total, True, oom)
+            cache = _keyed(stat, "total_active_file") + _keyed(stat, "total_inactive_file")
+            return CgroupPeak(1, ram, total, True, oom, cache)
         ram = self._int("memory.peak")
         swap = self._int("memory.swap.peak")
         total = ram + swap if ram is not None and swap is not None else None
         oom = _keyed(self._text("memory.events"), "oom_kill")
-        return CgroupPeak(2, ram, total, swap == 0, oom)
+        cache = _keyed(stat, "active_file") + _keyed(stat, "inactive_file")
+        return CgroupPeak(2, ram, total, swap == 0, oom, cache)
 
     def _text(self, name: str) -> str:
         try:

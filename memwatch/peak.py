@@ -34,6 +34,7 @@ class TreeAccumulator:
         self.upper_bytes = 0
         self.processes_seen = 0
         self.max_process_hwm_bytes = 0  # the largest single process: what GNU time reports
+        self.max_process_bytes = 0  # the largest single process with its swap
         self._prev: dict[Key, ProcMem] = {}
         self._max_swap: dict[Key, int] = {}
 
@@ -89,6 +90,9 @@ class TreeAccumulator:
         self.max_process_hwm_bytes = max(
             [self.max_process_hwm_bytes, *(p.hwm_bytes for p in cur.values())]
         )
+        self.max_process_bytes = max(
+            [self.max_process_bytes, *(p.hwm_bytes + p.swap_bytes for p in cur.values())]
+        )
 
         # Upper bound over this interval: everyone alive at either end, each at its maximum.
         max_swap = {k: max(p.swap_bytes, self._max_swap.get(k, 0)) for k, p in cur.items()}
@@ -130,7 +134,7 @@ def resolve_peak(
     rss = best.rss_bytes if best else 0
     swap = best.swap_bytes if best else 0
     pss = best.pss_bytes if best else None
-    at_s = sampled_at_s = best.at_s if best else None
+    at_s = best.at_s if best else None
     source: PeakSource = "sampling"
     total = sampled
     spike = max(acc.spike_estimate_bytes, ru_maxrss_bytes or 0)
@@ -138,7 +142,10 @@ def resolve_peak(
         total, source, rss = spike, "hwm", max(0, spike - swap)
         from_hwm = acc.spike_estimate_bytes >= (ru_maxrss_bytes or 0)
         at_s = acc.spike_estimate_at_s if from_hwm else None
-    lower, upper = total, max(acc.upper_bytes, total)
+    # Summed RSS counts pages shared between processes once per process, so it is no lower
+    # bound; the largest single process is. PSS sums count each page once.
+    process_lower = total if acc.pss else min(total, max(acc.max_process_bytes, spike))
+    lower, upper = process_lower, max(acc.upper_bytes, total)
 
     if cgroup is not None and cgroup.total_bytes is not None:
         kernel = cgroup.total_bytes
@@ -151,27 +158,32 @@ def resolve_peak(
             # The cgroup saw part of the tree: the truth is at least either figure and at
             # most both together.
             upper = kernel + acc.upper_bytes
+            lower = max(kernel, process_lower)
             if kernel >= total:
-                total, source, at_s, rss, swap = kernel, "cgroup", sampled_at_s, ram, kernel - ram
-            lower = total
+                total, source, at_s, rss, swap = kernel, "cgroup", None, ram, kernel - ram
         else:
-            total, source, at_s, rss, swap = kernel, "cgroup", sampled_at_s, ram, kernel - ram
+            # The kernel's peak has no time stamp: at_s is unknown.
+            total, source, at_s, rss, swap = kernel, "cgroup", None, ram, kernel - ram
             # v2's two peaks may come at different moments: their sum is only an upper bound.
             lower = kernel if cgroup.total_is_exact else ram
             upper = kernel
+            cache = cgroup.file_cache_bytes
+            if cache >= max(4 << 20, kernel // 20):
+                warnings.append(
+                    f"{cache >> 20} MiB page cache was still charged to the job at its end "
+                    "(files it read or wrote): the cgroup peak counts such cache, which the "
+                    "kernel reclaims under a memory limit, so the job may fit in less; its "
+                    f"processes held at least {process_lower >> 20} MiB"
+                )
+                lower = min(lower, process_lower)
     elif cgroup is not None and cgroup.ram_bytes is not None:
         warnings.append(
             "the job cgroup does not account swap (cgroup v1 needs swapaccount=1): "
             "swap comes from sampling"
         )
         upper = max(upper, cgroup.ram_bytes + swap)
+        lower = max(lower, cgroup.ram_bytes)  # the RAM peak alone is a lower bound
         if cgroup.ram_bytes > total:
-            total, source, at_s, rss, swap = (
-                cgroup.ram_bytes,
-                "cgroup",
-                sampled_at_s,
-                cgroup.ram_bytes,
-                0,
-            )
+            total, source, at_s, rss, swap = cgroup.ram_bytes, "cgroup", None, cgroup.ram_bytes, 0
             lower = total
     return Peak(total, rss, swap, pss, at_s, source), Bounds(lower, max(upper, total)), warnings

@@ -37,9 +37,11 @@ def format_human(s: RunSummary) -> str:
     """The short summary printed to stderr when the command ends."""
     p, b = s.peak, s.bounds
     at = f" at {p.at_s:.2f} s" if p.at_s is not None else ""
-    if p.pss_bytes is not None and p.source != "cgroup":
-        swap_pss = max(0, p.total_bytes - p.pss_bytes)
-        split = f"PSS {human_bytes(p.pss_bytes)} + SwapPss {human_bytes(swap_pss)}"
+    # A PSS split only describes a sampled peak; hwm and cgroup figures are RSS-based.
+    sampled_pss = p.pss_bytes if p.source == "sampling" else None
+    if sampled_pss is not None:
+        swap_pss = max(0, p.total_bytes - sampled_pss)
+        split = f"PSS {human_bytes(sampled_pss)} + SwapPss {human_bytes(swap_pss)}"
     else:
         split = f"RAM {human_bytes(p.rss_bytes)} + swap {human_bytes(p.swap_bytes)}"
     lines = [
@@ -48,7 +50,7 @@ def format_human(s: RunSummary) -> str:
         f"  bounds {human_bytes(b.lower_bytes)} .. {human_bytes(b.upper_bytes)}"
         + (
             f"; RSS summed per process {human_bytes(p.rss_bytes)}"
-            if p.pss_bytes is not None
+            if sampled_pss is not None
             else ""
         ),
         f"  ru_maxrss (what GNU time reports): {human_bytes(s.ru_maxrss_bytes)}",

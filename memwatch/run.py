@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -22,17 +24,25 @@ MIN_INTERVAL_S = 0.001
 MAX_INTERVAL_S = 3600.0
 FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+PR_GET_CHILD_SUBREAPER = 37
 SI_KERNEL = 0x80  # si_code of signals the kernel raised itself, e.g. Ctrl-C on a terminal
 
 
-def _become_subreaper() -> bool:
-    # Orphans of the job (a grandchild that double-forks to daemonize) are reparented to
-    # the nearest subreaper instead of init, so they stay in the tree (prctl(2)).
+def _subreaper(on: bool | None = None) -> bool | None:
+    """Set (``on`` given) or read this process's child-subreaper flag; None if unsupported.
+
+    Orphans of the job (a grandchild that double-forks to daemonize) are reparented to
+    the nearest subreaper instead of init, so they stay in the tree (prctl(2)).
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        if on is None:
+            flag = ctypes.c_int()
+            ok = libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0
+            return bool(flag.value) if ok else None
+        return True if libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0 else None
     except (OSError, AttributeError):
-        return False
+        return None
 
 
 class _SignalForwarder:
@@ -41,14 +51,18 @@ class _SignalForwarder:
     The signals are blocked in every memwatch thread and collected here with
     sigtimedwait, so memwatch itself never dies of them before the job has ended and the
     summary is written. Signals raised by the terminal (Ctrl-C, Ctrl-\\) already went to
-    the whole foreground process group, the job included: those are not sent twice.
+    the whole foreground process group: they are passed on only if the job has left
+    memwatch's group. (A signal sent with kill(-PGID) to the whole group reaches the job
+    twice: from the sender and from memwatch; nothing tells the two kinds apart.)
+    SIGCHLD is waited for too, so the thread ends as soon as the job does.
     """
+
+    WAITED = FORWARDED_SIGNALS | {signal.SIGCHLD}
 
     def __init__(self, pid: int) -> None:
         self._pid = pid
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memwatch-signals")
-        self.received: list[int] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -56,21 +70,30 @@ class _SignalForwarder:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        while signal.sigtimedwait(FORWARDED_SIGNALS, 0) is not None:
+        while signal.sigtimedwait(self.WAITED, 0) is not None:
             pass  # drop what arrived after the job ended: nothing left to forward to
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            info = signal.sigtimedwait(FORWARDED_SIGNALS, 0.1)
+            info = signal.sigtimedwait(self.WAITED, 0.5)
             if info is None:
                 continue
-            self.received.append(info.si_signo)
-            if info.si_code == SI_KERNEL:
+            if info.si_signo == signal.SIGCHLD:
+                if os.waitid(os.P_PID, self._pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    return  # the job has ended
+                continue
+            if info.si_code == SI_KERNEL and self._job_in_our_group():
                 continue
             try:
                 os.kill(self._pid, info.si_signo)
             except ProcessLookupError:
                 pass
+
+    def _job_in_our_group(self) -> bool:
+        try:
+            return os.getpgid(self._pid) == os.getpgrp()
+        except ProcessLookupError:
+            return True
 
 
 def _spawn(
@@ -86,12 +109,25 @@ def _spawn(
         if sigmask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
 
+    path = command[0] if "/" in command[0] else shutil.which(command[0]) or command[0]
     try:
-        return subprocess.Popen(list(command), preexec_fn=in_child)
+        try:
+            return subprocess.Popen(list(command), preexec_fn=in_child)
+        except OSError as err:
+            if err.errno != errno.ENOEXEC:
+                raise
+            # A script without a #! line: run it with /bin/sh, as execvp(3) and shells do.
+            return subprocess.Popen(["/bin/sh", path, *command[1:]], preexec_fn=in_child)
     except FileNotFoundError as err:
+        if os.path.exists(path):
+            raise CommandNotExecutable(
+                f"{command[0]}: cannot execute: bad interpreter (the program its #! line "
+                "names does not exist)"
+            ) from err
         raise CommandNotFound(f"{command[0]}: command not found") from err
     except PermissionError as err:
-        raise CommandNotExecutable(f"{command[0]}: cannot execute: permission denied") from err
+        reason = "is a directory" if os.path.isdir(path) else "permission denied"
+        raise CommandNotExecutable(f"{command[0]}: cannot execute: {reason}") from err
     except OSError as err:
         raise CommandNotExecutable(f"{command[0]}: cannot execute: {err.strerror}") from err
     finally:
@@ -136,7 +172,8 @@ def measure(
         )
     warnings: list[str] = []
     spawner_hwm_bytes = read_proc_mem(os.getpid(), procfs=procfs).hwm_bytes
-    subreaper = _become_subreaper()
+    was_subreaper = _subreaper()
+    subreaper = _subreaper(True)
     if not subreaper:
         warnings.append("cannot become a child subreaper: daemonized descendants may be missed")
     cgroup = None
@@ -147,7 +184,9 @@ def measure(
             warnings.append(f"no job cgroup ({err}): the peak comes from sampling")
     oom_before = read_vmstat(("oom_kill",), procfs).get("oom_kill")
     old_mask = (
-        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS) if forward_signals else None
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SignalForwarder.WAITED)
+        if forward_signals
+        else None
     )
     forwarder = sampler = None
     try:
@@ -182,12 +221,12 @@ def measure(
         # Wait without reaping, so the last sample still sees the job's descendants and
         # the job's pid cannot be reused while signals may still be forwarded to it.
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        duration_s = time.monotonic() - t0
         if forwarder:
             forwarder.stop()
             forwarder = None
         sampler.stop()
         _, status, rusage = os.wait4(child.pid, 0)
-        duration_s = time.monotonic() - t0
         child.returncode = os.waitstatus_to_exitcode(status)
         _reap(sampler.last_members, child.pid)
         cgroup_peak = cgroup.read_peak() if cgroup else None
@@ -200,6 +239,8 @@ def measure(
             cgroup.remove()
         if old_mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        if subreaper and not was_subreaper:
+            _subreaper(False)  # a library call must not leave the caller changed
 
     exit_code = child.returncode if child.returncode >= 0 else None
     sig = -child.returncode if child.returncode < 0 else None

@@ -64,6 +64,7 @@ class CgroupPeak:
     total_bytes: int | None
     total_is_exact: bool  # v1 memsw is one counter; v2 adds two peaks that may not coincide
     oom_kills: int
+    file_cache_bytes: int = 0  # page cache of files still charged at the end (reclaimable)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import pty
+import select
 import signal
 import subprocess
 import sys
@@ -258,41 +259,66 @@ def test_json_write_failure_after_the_run_keeps_the_measurement(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_ctrl_c_on_a_terminal_reaches_the_job_once(tmp_path):
-    # A real pseudo-terminal: the kernel sends SIGINT to the whole foreground group, so
-    # memwatch must not forward it a second time, and must outlive the job.
-    out = tmp_path / "s.json"
-    job = (
-        "import signal, sys, time\n"
-        "hits = []\n"
-        "signal.signal(signal.SIGINT, lambda n, f: hits.append(n))\n"
-        "print('ready', flush=True)\n"
-        "while not hits: time.sleep(0.01)\n"
-        "time.sleep(0.5)  # room for a duplicate to arrive\n"
-        "sys.exit(10 + len(hits))\n"
-    )
-    argv = [sys.executable, "-m", "memwatch", "--no-cgroup", "--json", str(out), "--"]
+def _ctrl_c_on_a_terminal(argv: list[str], deadline_s: float = 120) -> int:
+    """Run argv on a new pseudo-terminal, type Ctrl-C once it printed 'ready'; exit status.
+
+    Reads with select() against a deadline, so a regression fails instead of hanging.
+    """
     pid, fd = pty.fork()
     if pid == 0:
         os.chdir(REPO)
-        os.execv(sys.executable, [*argv, sys.executable, "-c", job])
+        os.execv(argv[0], argv)
+    end = time.monotonic() + deadline_s
     try:
         seen = b""
-        while b"ready" not in seen:
-            seen += os.read(fd, 1024)
-        os.write(fd, b"\x03")  # Ctrl-C, as typed
+        typed = False
         while True:
+            ready, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+            assert ready, f"no progress before the deadline; output so far: {seen!r}"
             try:
-                if not os.read(fd, 4096):
-                    break
+                chunk = os.read(fd, 4096)
             except OSError:  # EIO: the terminal's last process has gone
                 break
+            if not chunk:
+                break
+            seen += chunk
+            if not typed and b"ready" in seen:
+                os.write(fd, b"\x03")  # Ctrl-C, as typed
+                typed = True
         _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
     finally:
         os.close(fd)
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    assert os.waitstatus_to_exitcode(status) == 11
+
+
+COUNT_SIGINTS = (
+    "import signal, sys, time\n"
+    "hits = []\n"
+    "signal.signal(signal.SIGINT, lambda n, f: hits.append(n))\n"
+    "print('ready', flush=True)\n"
+    "while not hits: time.sleep(0.01)\n"
+    "time.sleep(0.5)  # room for a duplicate to arrive\n"
+    "sys.exit(10 + len(hits))\n"
+)
+
+
+def test_ctrl_c_on_a_terminal_reaches_the_job_once(tmp_path):
+    # The kernel sends Ctrl-C's SIGINT to the whole foreground group: memwatch must not
+    # forward it a second time, and must outlive the job to write the summary.
+    out = tmp_path / "s.json"
+    memwatch = [sys.executable, "-m", "memwatch", "--no-cgroup", "--json", str(out), "--"]
+    assert _ctrl_c_on_a_terminal([*memwatch, sys.executable, "-c", COUNT_SIGINTS]) == 11
+    assert json.loads(out.read_text())["exit_code"] == 11
+
+
+def test_ctrl_c_reaches_a_job_that_left_the_terminal_group(tmp_path):
+    # After setsid the job is not in the group the terminal signals: memwatch passes it on.
+    out = tmp_path / "s.json"
+    memwatch = [sys.executable, "-m", "memwatch", "--no-cgroup", "--json", str(out), "--"]
+    job = ["/usr/bin/setsid", sys.executable, "-c", COUNT_SIGINTS]
+    assert _ctrl_c_on_a_terminal([*memwatch, *job]) == 11
     assert json.loads(out.read_text())["exit_code"] == 11

@@ -140,9 +140,12 @@ def test_read_peak_v1_takes_ram_and_memsw_peaks_and_oom_kills(tmp_path):
             "memory.max_usage_in_bytes": f"{300 * MIB}\n",
             "memory.memsw.max_usage_in_bytes": f"{420 * MIB}\n",
             "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+            # Hierarchical totals count; the local inactive_file/active_file lines do not.
+            "memory.stat": "cache 999\ninactive_file 1\nactive_file 2\n"
+            f"total_inactive_file {30 * MIB}\ntotal_active_file {10 * MIB}\n",
         },
     )
-    assert job.read_peak() == CgroupPeak(1, 300 * MIB, 420 * MIB, True, 2)
+    assert job.read_peak() == CgroupPeak(1, 300 * MIB, 420 * MIB, True, 2, 40 * MIB)
 
 
 def test_read_peak_v1_without_swap_accounting_has_no_total(tmp_path):
@@ -164,9 +167,11 @@ def test_read_peak_v2_sums_ram_and_swap_peaks_as_inexact(tmp_path):
             "memory.peak": f"{300 * MIB}\n",
             "memory.swap.peak": f"{100 * MIB}\n",
             "memory.events": "low 0\nhigh 0\nmax 12\noom 3\noom_kill 1\noom_group_kill 0\n",
+            "memory.stat": f"anon 1\nfile {99 * MIB}\nactive_file {5 * MIB}\n"
+            f"inactive_file {7 * MIB}\n",
         },
     )
-    assert job.read_peak() == CgroupPeak(2, 300 * MIB, 400 * MIB, False, 1)
+    assert job.read_peak() == CgroupPeak(2, 300 * MIB, 400 * MIB, False, 1, 12 * MIB)
 
 
 def test_read_peak_v2_without_swap_use_is_exact(tmp_path):

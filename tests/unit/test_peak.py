@@ -200,7 +200,9 @@ def test_sampling_only_reports_the_largest_sample(sampled):
     assert (peak.total_bytes, peak.rss_bytes, peak.swap_bytes) == (350 * MIB, 300 * MIB, 50 * MIB)
     assert peak.at_s == 1
     assert peak.pss_bytes is None
-    assert bounds.lower_bytes == 350 * MIB
+    # Summed RSS may count shared pages twice: only the largest process (150 + 30 swap)
+    # is sure.
+    assert bounds.lower_bytes == 180 * MIB
     assert bounds.upper_bytes >= 350 * MIB
     assert warnings == []
 
@@ -280,7 +282,7 @@ def test_cgroup_without_swap_accounting_below_the_samples_keeps_sampling(sampled
     cg = CgroupPeak(1, ram_bytes=200 * MIB, total_bytes=None, total_is_exact=True, oom_kills=0)
     peak, bounds, warnings = resolve_peak(sampled, cgroup=cg, ru_maxrss_bytes=None)
     assert (peak.source, peak.total_bytes) == ("sampling", 350 * MIB)
-    assert bounds.lower_bytes == 350 * MIB
+    assert bounds.lower_bytes == 200 * MIB  # the kernel's RAM peak is sure; summed RSS is not
     assert len(warnings) == 1 and "swap" in warnings[0]
 
 
@@ -414,3 +416,25 @@ def test_bounds_always_enclose_the_reported_total(proc_mem, name):
     assert 0 <= bounds.lower_bytes <= peak.total_bytes <= bounds.upper_bytes
     assert peak.rss_bytes >= 0 and peak.swap_bytes >= 0
     assert peak.source in ("cgroup", "sampling", "hwm")
+
+
+def test_page_cache_left_in_the_cgroup_is_flagged_and_lowers_the_lower_bound(sampled):
+    # `cat big.file`: the cgroup peak counts the file's pages, the processes held little.
+    cg = CgroupPeak(1, 600 * MIB, 600 * MIB, True, 0, file_cache_bytes=500 * MIB)
+    peak, bounds, warnings = resolve_peak(sampled, cgroup=cg, ru_maxrss_bytes=None)
+    assert (peak.source, peak.total_bytes) == ("cgroup", 600 * MIB)
+    assert bounds.lower_bytes == 180 * MIB
+    assert any("500 MiB page cache" in w for w in warnings)
+
+
+def test_little_page_cache_is_not_worth_a_warning(sampled):
+    cg = CgroupPeak(1, 600 * MIB, 600 * MIB, True, 0, file_cache_bytes=1 * MIB)
+    _, bounds, warnings = resolve_peak(sampled, cgroup=cg, ru_maxrss_bytes=None)
+    assert bounds.lower_bytes == 600 * MIB
+    assert warnings == []
+
+
+def test_cgroup_peak_has_no_time_stamp(sampled):
+    cg = CgroupPeak(1, 600 * MIB, 600 * MIB, True, 0)
+    peak, _, _ = resolve_peak(sampled, cgroup=cg, ru_maxrss_bytes=None)
+    assert peak.at_s is None
