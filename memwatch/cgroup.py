@@ -175,11 +175,10 @@ class JobCgroup:
         text = self._text(name).strip()
         return int(text) if text else None
 
-    def remove(self, *, attempts: int = 50) -> list[int]:
-        """Move leftover processes to memwatch's side and delete the cgroup.
+    def remove(self, *, attempts: int = 50) -> None:
+        """Move leftover processes (daemonized descendants) to memwatch's side; delete it.
 
-        Returns the pids that were still running (daemonized descendants). rmdir can
-        fail with EBUSY for a moment while exiting tasks are still charged: retry.
+        rmdir can fail with EBUSY for a moment while exiting tasks are still charged: retry.
         """
         leftovers = sorted(self.pids())
         destination = self._self_leaf or self.parent
@@ -200,7 +199,6 @@ class JobCgroup:
                 time.sleep(0.02)
         if self._self_leaf is not None:
             self._undo_v2()
-        return leftovers
 
     def _undo_v2(self) -> None:
         leaf, self._self_leaf = self._self_leaf, None

@@ -86,6 +86,7 @@ def to_json(s: RunSummary) -> dict[str, Any]:
         "samples": s.samples,
         "processes_seen": s.processes_seen,
         "unreadable_processes": s.unreadable_processes,
+        "vanished_reads": s.vanished_reads,
         "peak": dataclasses.asdict(s.peak),
         "bounds": dataclasses.asdict(s.bounds),
         "ru_maxrss_bytes": s.ru_maxrss_bytes,
@@ -150,10 +151,10 @@ class SampleWriter:
     """
 
     def __init__(self, path: str) -> None:
-        if path.endswith(".csv"):
-            self._jsonl = False
-        elif path.endswith((".jsonl", ".ndjson")):
+        if path.endswith((".jsonl", ".ndjson")):
             self._jsonl = True
+        elif path.endswith(".csv") or (os.path.exists(path) and not os.path.isfile(path)):
+            self._jsonl = False  # CSV also to /dev/stdout, a FIFO, a pipe
         else:
             raise UsageError(f"--samples {path}: the name must end in .csv or .jsonl")
         self.path = path

@@ -328,4 +328,5 @@ def measure(
         cgroup=cgroup_peak,
         processes_seen=sampler.accumulator.processes_seen,
         unreadable_processes=len(sampler.unreadable),
+        vanished_reads=sampler.vanished,
     )

@@ -107,6 +107,7 @@ class RunSummary:
     cgroup: CgroupPeak | None = None
     processes_seen: int = 0
     unreadable_processes: int = 0
+    vanished_reads: int = 0  # processes that exited between listing and reading: normal
 
     @property
     def exit_status(self) -> int:

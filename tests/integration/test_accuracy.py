@@ -180,3 +180,17 @@ def test_descendant_outliving_the_job_is_reported_and_the_job_cgroup_removed(mem
     leftovers = (outer.path / "cgroup.procs").read_text().split()
     assert len(leftovers) == 1  # the sleep, moved out of the removed job cgroup
     assert Path(f"/proc/{leftovers[0]}/comm").read_text().strip() == "sleep"
+
+
+def test_page_cache_the_job_brings_in_is_flagged(memwatch, make_cgroup, tmp_path):
+    # Writing then reading a 100 MiB file charges its page cache to the job's cgroup;
+    # the processes themselves hold a few MiB.
+    data = tmp_path / "data.bin"
+    job = ["sh", "-c", f"dd if=/dev/zero of={data} bs=1M count=100 status=none && cat {data}"]
+    make_cgroup()
+    result = memwatch(["-q"], [*job[:2], job[2] + " >/dev/null"])
+    summary = result.summary
+    assert summary["peak"]["source"] == "cgroup"
+    assert summary["peak"]["total_bytes"] >= 100 * MIB
+    assert any("page cache" in w for w in summary["warnings"]), summary["warnings"]
+    assert summary["bounds"]["lower_bytes"] < 50 * MIB

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import json
 import os
 import pty
@@ -143,13 +144,21 @@ def test_samples_file_is_valid_after_memwatch_is_killed(suffix, started, tmp_pat
     assert max(totals) >= 50 * MIB
 
 
-def test_python_api_measures_a_command():
+def _is_subreaper() -> bool:
+    flag = ctypes.c_int()
+    ctypes.CDLL(None).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    return bool(flag.value)
+
+
+def test_python_api_measures_a_command_and_leaves_the_caller_as_it_was():
+    assert not _is_subreaper()
     summary = measure(memhog("hold", 100, 0.3), interval_s=0.02, use_cgroup=False, job="demo")
     assert isinstance(summary, RunSummary)
     assert summary.exit_status == 0
     assert summary.job == "demo"
-    assert summary.peak.total_bytes >= 100 * MIB
-    assert summary.samples >= 2
+    assert summary.peak.source in ("sampling", "hwm")
+    assert 100 * MIB <= summary.peak.total_bytes <= summary.bounds.upper_bytes
+    assert not _is_subreaper()
 
 
 def test_memwatch_stays_light_while_wrapping(started, tmp_path):
@@ -322,3 +331,66 @@ def test_ctrl_c_reaches_a_job_that_left_the_terminal_group(tmp_path):
     job = ["/usr/bin/setsid", sys.executable, "-c", COUNT_SIGINTS]
     assert _ctrl_c_on_a_terminal([*memwatch, *job]) == 11
     assert json.loads(out.read_text())["exit_code"] == 11
+
+
+def _run_cli(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "memwatch", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def test_words_before_the_double_dash_belong_to_the_command():
+    proc = _run_cli(["--no-cgroup", "-q", "echo", "a", "--", "b"])
+    assert (proc.returncode, proc.stdout) == (0, "a -- b\n")
+
+
+def test_json_through_a_symlink_keeps_the_link(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("")
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    proc = _run_cli(["--no-cgroup", "-q", "--json", str(link), "--", "true"])
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["schema"] == "memwatch.run/1"
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["same-as-samples", "directory"])
+def test_json_path_that_cannot_hold_the_summary_is_refused_before_starting(same, tmp_path):
+    marker = tmp_path / "ran"
+    target = tmp_path / "out.csv" if same else tmp_path
+    extra = ["--samples", str(tmp_path / "out.csv")] if same else []
+    proc = _run_cli(["--json", str(target), *extra, "--", "touch", str(marker)])
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("memwatch: error: --json")
+    assert not marker.exists()
+
+
+def test_unwritable_stderr_does_not_cost_the_exit_status():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "memwatch", "--no-cgroup", "--", "sh", "-c", "exit 3"],
+            stderr=full,
+            cwd=REPO,
+            timeout=120,
+        )
+    assert proc.returncode == 3
+
+
+def test_script_without_shebang_runs_with_sh_and_bad_interpreter_is_126(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_text('echo "plain $1"\n')
+    plain.chmod(0o755)
+    proc = _run_cli(["--no-cgroup", "-q", "--", str(plain), "x"])
+    assert (proc.returncode, proc.stdout) == (0, "plain x\n")
+    bad = tmp_path / "bad"
+    bad.write_text("#!/nonexistent/interpreter\n")
+    bad.chmod(0o755)
+    proc = _run_cli(["--", str(bad)])
+    assert proc.returncode == 126
+    assert "bad interpreter" in proc.stderr
