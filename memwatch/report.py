@@ -77,7 +77,11 @@ def to_json(s: RunSummary) -> dict[str, Any]:
     """The versioned JSON summary (DESIGN.md, 'JSON summary')."""
     return {
         "schema": SCHEMA,
-        "command": list(s.command),
+        # Arguments that are not UTF-8 reach Python as lone surrogates, which strict JSON
+        # parsers reject: show them as U+FFFD instead.
+        "command": [
+            a.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for a in s.command
+        ],
         "exit_code": s.exit_code,
         "signal": s.signal,
         "oom_killed": s.oom_killed,

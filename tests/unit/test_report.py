@@ -301,3 +301,10 @@ def test_check_writable_rejects_a_missing_directory_naming_it(tmp_path):
 def test_check_writable_accepts_a_new_file_in_an_existing_directory(tmp_path):
     assert check_writable(str(tmp_path / "peak.json"), "--json") is None
     assert not (tmp_path / "peak.json").exists()
+
+
+def test_json_command_with_non_utf8_bytes_is_valid_utf8(run_summary):
+    summary = run_summary(command=("echo", "caf\udce9"))
+    text = json.dumps(to_json(summary), ensure_ascii=False)
+    text.encode("utf-8")  # a lone surrogate would raise UnicodeEncodeError here
+    assert to_json(summary)["command"] == ["echo", "caf\ufffd"]
