@@ -18,9 +18,8 @@ import os
 import time
 
 from .errors import CgroupUnavailable
+from .procfs import PROC, flat_keyed
 from .types import CgroupPeak
-
-PROC = "/proc"
 
 
 def _read_text(path: str) -> str:
@@ -31,15 +30,6 @@ def _read_text(path: str) -> str:
 def _write(path: str, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
-
-
-def _keyed(text: str, key: str) -> int:
-    """``key N`` from a flat-keyed file such as memory.events or memory.oom_control; 0 if absent."""
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name == key:
-            return int(value)
-    return 0
 
 
 def find_memory_cgroup(procfs: str = PROC) -> tuple[int, str]:
@@ -155,14 +145,14 @@ class JobCgroup:
         if self.version == 1:
             ram = self._int("memory.max_usage_in_bytes")
             total = self._int("memory.memsw.max_usage_in_bytes")
-            oom = _keyed(self._text("memory.oom_control"), "oom_kill")
-            cache = _keyed(stat, "total_active_file") + _keyed(stat, "total_inactive_file")
+            oom = flat_keyed(self._text("memory.oom_control"), "oom_kill") or 0
+            cache = sum(flat_keyed(stat, f"total_{k}_file") or 0 for k in ("active", "inactive"))
             return CgroupPeak(1, ram, total, True, oom, cache)
         ram = self._int("memory.peak")
         swap = self._int("memory.swap.peak")
         total = ram + swap if ram is not None and swap is not None else None
-        oom = _keyed(self._text("memory.events"), "oom_kill")
-        cache = _keyed(stat, "active_file") + _keyed(stat, "inactive_file")
+        oom = flat_keyed(self._text("memory.events"), "oom_kill") or 0
+        cache = sum(flat_keyed(stat, f"{k}_file") or 0 for k in ("active", "inactive"))
         return CgroupPeak(2, ram, total, swap == 0, oom, cache)
 
     def _text(self, name: str) -> str:

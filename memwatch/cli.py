@@ -12,7 +12,7 @@ from typing import NoReturn
 from . import __version__
 from .errors import MemwatchError, OutputError, UsageError
 from .report import SampleWriter, check_writable, format_human, write_json
-from .run import MAX_INTERVAL_S, MIN_INTERVAL_S, measure
+from .run import interval_problem, measure
 
 SUBCOMMANDS = ("run",)
 
@@ -49,10 +49,9 @@ def _interval(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:
-        raise argparse.ArgumentTypeError(
-            f"must be at least {MIN_INTERVAL_S} s and at most {MAX_INTERVAL_S:g} s (got {text})"
-        )
+    problem = interval_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

@@ -79,10 +79,10 @@ class TreeAccumulator:
         for k, p in cur.items():
             rose = k not in prev or p.hwm_bytes > prev[k].hwm_bytes
             if rose and p.hwm_bytes > p.rss_bytes:
-                resident = p.hwm_bytes - p.rss_bytes + _resident_part(p, self.pss)
-                swapped = _swap_part(p, self.pss)
+                resident = p.hwm_bytes - p.rss_bytes + p.resident_bytes(self.pss)
+                swapped = p.swapped_bytes(self.pss)
                 if k in prev:
-                    swapped = min(swapped, _swap_part(prev[k], self.pss))
+                    swapped = min(swapped, prev[k].swapped_bytes(self.pss))
                 estimate = base - low.get(k, 0) + resident + swapped
                 if estimate > self.spike_estimate_bytes:
                     self.spike_estimate_bytes = estimate
@@ -106,14 +106,6 @@ class TreeAccumulator:
         self._max_swap = max_swap
         self._prev = cur
         return sample
-
-
-def _resident_part(p: ProcMem, pss: bool) -> int:
-    return p.pss_bytes if pss and p.pss_bytes is not None else p.rss_bytes
-
-
-def _swap_part(p: ProcMem, pss: bool) -> int:
-    return (p.swap_pss_bytes or 0) if pss and p.pss_bytes is not None else p.swap_bytes
 
 
 def resolve_peak(

@@ -85,17 +85,25 @@ def read_proc_mem(pid: int, *, pss: bool = False, procfs: str = PROC) -> ProcMem
     return ProcMem(pid, start_ticks, rss, swap, max(hwm, rss), pss_bytes, swap_pss)
 
 
+def flat_keyed(text: str, key: str) -> int | None:
+    """``key N`` from a flat-keyed file (/proc/vmstat, memory.stat, memory.events); None if absent.
+
+    Matched at a line start, so ``total_active_file`` is not found for ``active_file``.
+    """
+    at = ("\n" + text).find(f"\n{key} ")
+    if at < 0:
+        return None
+    end = text.find("\n", at)
+    return int(text[at + len(key) + 1 : None if end < 0 else end])
+
+
 def read_vmstat(keys: tuple[str, ...], procfs: str = PROC) -> dict[str, int]:
     """Selected counters of /proc/vmstat (e.g. pswpout, oom_kill); absent keys are left out."""
     try:
-        with open(f"{procfs}/vmstat", "rb") as f:
-            data = f.read()
+        with open(f"{procfs}/vmstat") as f:
+            text = f.read()
     except OSError:
         return {}
-    wanted = {k.encode() for k in keys}
-    out = {}
-    for line in data.splitlines():
-        name, _, value = line.partition(b" ")
-        if name in wanted:
-            out[name.decode()] = int(value)
-    return out
+    # Read once per sample: find the few keys rather than split ~180 lines.
+    found = {key: flat_keyed(text, key) for key in keys}
+    return {key: value for key, value in found.items() if value is not None}

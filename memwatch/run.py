@@ -21,7 +21,7 @@ from .tree import TreeTracker
 from .types import RunSummary, Sample
 
 MIN_INTERVAL_S = 0.001
-MAX_INTERVAL_S = 3600.0
+MAX_INTERVAL_S = 3600.0  # beyond threading.TIMEOUT_MAX the sampler's wait would overflow
 FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 PR_GET_CHILD_SUBREAPER = 37
@@ -135,6 +135,15 @@ def _spawn(
             os.close(join_fd)
 
 
+def interval_problem(interval_s: float) -> str | None:
+    """Why ``interval_s`` cannot be a sampling interval, or None if it can."""
+    if MIN_INTERVAL_S <= interval_s <= MAX_INTERVAL_S:
+        return None
+    return (
+        f"must be at least {MIN_INTERVAL_S} s and at most {MAX_INTERVAL_S:g} s (got {interval_s:g})"
+    )
+
+
 def _reap(members: dict[int, int], root_pid: int) -> None:
     # waitpid on a specific pid never steals another child's status; ECHILD just means
     # the process is not (or no longer) memwatch's child.
@@ -165,11 +174,9 @@ def measure(
     """
     if not command:
         raise UsageError("no command given: put it after '--', e.g. memwatch -- python job.py")
-    if not MIN_INTERVAL_S <= interval_s <= MAX_INTERVAL_S:
-        raise UsageError(
-            f"--interval must be between {MIN_INTERVAL_S} and {MAX_INTERVAL_S:g} s "
-            f"(got {interval_s})"
-        )
+    problem = interval_problem(interval_s)
+    if problem:
+        raise UsageError(f"--interval {problem}")
     warnings: list[str] = []
     spawner_hwm_bytes = read_proc_mem(os.getpid(), procfs=procfs).hwm_bytes
     was_subreaper = _subreaper()
@@ -228,7 +235,6 @@ def measure(
         sampler.stop()
         _, status, rusage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
-        _reap(sampler.last_members, child.pid)
         cgroup_peak = cgroup.read_peak() if cgroup else None
     finally:
         if forwarder:

@@ -49,7 +49,6 @@ class Sampler:
         self.escaped_cgroup: set[int] = set()
         self._missing_from_cgroup: set[tuple[int, int]] = set()
         self.error: str | None = None
-        self.last_members: dict[int, int] = {}
         self.last_procs: list[ProcMem] = []
         self._t0 = t0
         self._on_sample = on_sample
@@ -118,7 +117,6 @@ class Sampler:
         self.plateaus.feed(sample)
         if self._cgroup_pids is not None:
             self._check_cgroup(procs)
-        self.last_members = members
         self.last_procs = procs
         if self._on_sample is not None:
             self._on_sample(sample)

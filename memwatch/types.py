@@ -24,11 +24,19 @@ class ProcMem:
     def key(self) -> tuple[int, int]:
         return (self.pid, self.start_ticks)
 
+    def resident_bytes(self, pss: bool) -> int:
+        """Its share of RAM: RSS, or PSS when measured."""
+        return self.pss_bytes if pss and self.pss_bytes is not None else self.rss_bytes
+
+    def swapped_bytes(self, pss: bool) -> int:
+        """Its share of swap: VmSwap, or SwapPss when PSS was measured."""
+        if pss and self.pss_bytes is not None:
+            return self.swap_pss_bytes or 0
+        return self.swap_bytes
+
     def counted_bytes(self, pss: bool) -> int:
         """What this process adds to the tree total: RSS + swap, or PSS + SwapPss."""
-        if pss and self.pss_bytes is not None:
-            return self.pss_bytes + (self.swap_pss_bytes or 0)
-        return self.rss_bytes + self.swap_bytes
+        return self.resident_bytes(pss) + self.swapped_bytes(pss)
 
 
 @dataclass(frozen=True)

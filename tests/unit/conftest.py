@@ -219,6 +219,26 @@ class FakeProc:
 
 
 @pytest.fixture
+def deny_open(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Callable[[], None]]:
+    """deny_open(path): os.open of ``path`` fails with EACCES; returns a function that undoes it.
+
+    Root ignores file modes, so the EACCES of another user's process is simulated.
+    """
+    real_open = os.open
+
+    def deny(denied: str) -> Callable[[], None]:
+        def fake_open(path: str, flags: int, *args: object, **kwargs: object) -> int:
+            if path == denied:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+            return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "open", fake_open)
+        return lambda: monkeypatch.setattr(os, "open", real_open)
+
+    return deny
+
+
+@pytest.fixture
 def fake_proc(tmp_path: Path) -> FakeProc:
     return FakeProc(tmp_path / "proc")
 

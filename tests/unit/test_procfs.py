@@ -97,18 +97,10 @@ def test_missing_stat_raises_process_gone(fake_proc):
     assert info.value.pid == 31337
 
 
-def test_unreadable_smaps_rollup_raises_permission_denied_naming_the_file(fake_proc, monkeypatch):
-    # Root ignores file modes, so the kernel's EACCES (another user's process) is simulated.
+def test_unreadable_smaps_rollup_raises_permission_denied_naming_the_file(fake_proc, deny_open):
     fake_proc.add(100)
     denied = f"{fake_proc.path}/100/smaps_rollup"
-    real_open = os.open
-
-    def fake_open(path, flags, *args, **kwargs):
-        if path == denied:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", fake_open)
+    deny_open(denied)
     assert procfs.read_proc_mem(100, procfs=fake_proc.path).rss_bytes > 0  # status still fine
     with pytest.raises(PermissionDenied) as info:
         procfs.read_proc_mem(100, pss=True, procfs=fake_proc.path)

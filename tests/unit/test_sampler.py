@@ -13,13 +13,14 @@ MIB_KB = 1024
 ROOT = 600
 
 
-def make_sampler(fake_proc, cgroup_pids=None):
-    fake_proc.add(ROOT, ppid=500, start=10_000, rss_kb=100 * MIB_KB)
+def make_sampler(fake_proc, cgroup_pids=None, pss=False, root_pss_kb=None):
+    fake_proc.add(ROOT, ppid=500, start=10_000, rss_kb=100 * MIB_KB, pss_kb=root_pss_kb)
     now = [0.0]
     sampler = Sampler(
         TreeTracker(ROOT, reaper_pid=500, procfs=fake_proc.path),
         interval_s=0.1,
         t0=0.0,
+        pss=pss,
         cgroup_pids=cgroup_pids,
         procfs=fake_proc.path,
         clock=lambda: now[0],
@@ -84,15 +85,7 @@ def test_process_missing_from_the_cgroup_only_once_has_not_escaped(fake_proc):
 def test_pss_sample_torn_by_an_exit_cannot_set_the_peak(fake_proc, monkeypatch):
     # Readers sharing a buffer: one exits after being read, so the others' PSS, read
     # later, already includes its share. That sum is not one instant of the tree.
-    fake_proc.add(ROOT, ppid=500, start=10_000, rss_kb=100 * MIB_KB, pss_kb=50 * MIB_KB)
-    sampler = Sampler(
-        TreeTracker(ROOT, reaper_pid=500, procfs=fake_proc.path),
-        interval_s=0.1,
-        t0=0.0,
-        pss=True,
-        procfs=fake_proc.path,
-        clock=lambda: 0.0,
-    )
+    sampler, _ = make_sampler(fake_proc, pss=True, root_pss_kb=50 * MIB_KB)
     fake_proc.add(601, ppid=ROOT, start=10_001, rss_kb=100 * MIB_KB, pss_kb=50 * MIB_KB)
     assert sampler.sample_once().total_bytes == 100 << 20
     fake_proc.add(ROOT, ppid=500, start=10_000, rss_kb=100 * MIB_KB, pss_kb=90 * MIB_KB)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-import os
-
 import pytest
 
 from memwatch.errors import ProcessGone
@@ -133,20 +130,12 @@ def test_pid_that_vanishes_between_listing_and_reading_is_skipped(proc):
     assert set(t.refresh()) == {ROOT, 601}
 
 
-def test_unreadable_stat_is_skipped_and_retried_next_refresh(proc, monkeypatch):
+def test_unreadable_stat_is_skipped_and_retried_next_refresh(proc, deny_open):
     t = tracker(proc)
     proc.add(601, ppid=ROOT, start=10_010)
-    denied = f"{proc.path}/601/stat"
-    real_open = os.open
-
-    def fake_open(path, flags, *args, **kwargs):
-        if path == denied:
-            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", fake_open)
+    allow_again = deny_open(f"{proc.path}/601/stat")
     assert 601 not in t.refresh()
-    monkeypatch.setattr(os, "open", real_open)
+    allow_again()
     assert 601 in t.refresh()
 
 
