@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -55,6 +56,17 @@ def _interval(text: str) -> float:
     return value
 
 
+def _size(text: str) -> float:
+    """An input size: a finite number >= 0 (1000, 2.5, 1e6)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (sizes are numbers, e.g. 1e6)") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="memwatch",
@@ -94,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--no-cgroup", action="store_true", help="do not make a job cgroup; sample only"
     )
-    run.add_argument("--size", metavar="VALUE", help="input size of this run, kept in the summary")
+    run.add_argument(
+        "--size", type=_size, metavar="N", help="input size of this run (a number), kept in the summary"
+    )
     run.add_argument("--job", metavar="NAME", help="job name, kept in the summary")
     run.add_argument("-q", "--quiet", action="store_true", help="print no summary to stderr")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command")

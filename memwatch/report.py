@@ -33,6 +33,11 @@ def human_bytes(n: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def json_number(x: float | None) -> float | int | None:
+    """A size as JSON: 2000.0 -> 2000, so scripts see the number the user typed."""
+    return int(x) if x is not None and x.is_integer() and abs(x) < 2**53 else x
+
+
 def format_human(s: RunSummary) -> str:
     """The short summary printed to stderr when the command ends."""
     p, b = s.peak, s.bounds
@@ -58,7 +63,7 @@ def format_human(s: RunSummary) -> str:
         f"{s.duration_s:.2f} s; {_ending(s)}",
     ]
     if s.job is not None or s.size is not None:
-        lines.append(f"  job {s.job or '-'}, size {s.size or '-'}")
+        lines.append(f"  job {s.job or '-'}, size {'-' if s.size is None else f'{s.size:g}'}")
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join("memwatch: " + line for line in lines)
 
@@ -98,7 +103,7 @@ def to_json(s: RunSummary) -> dict[str, Any]:
         "swap_suspected": s.swap_suspected,
         "plateaus": [dataclasses.asdict(p) for p in s.plateaus],
         "warnings": list(s.warnings),
-        "size": s.size,
+        "size": json_number(s.size),
         "job": s.job,
     }
 

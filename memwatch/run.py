@@ -164,7 +164,7 @@ def measure(
     on_sample: Callable[[Sample], None] | None = None,
     forward_signals: bool = False,
     job: str | None = None,
-    size: str | None = None,
+    size: float | None = None,
     procfs: str = PROC,
 ) -> RunSummary:
     """Run ``command`` to completion and return its true peak memory and how it was found.

@@ -110,7 +110,7 @@ class RunSummary:
     swap_suspected: bool
     plateaus: tuple[Plateau, ...] = ()
     warnings: tuple[str, ...] = ()
-    size: str | None = None
+    size: float | None = None  # the job's input size, as given with --size
     job: str | None = None
     cgroup: CgroupPeak | None = None
     processes_seen: int = 0

@@ -144,7 +144,7 @@ def test_shorthand_and_run_subcommand_are_the_same(fake_measure):
     assert calls[0] == calls[1]
     command, kwargs = calls[0]
     assert command == ["make"]
-    assert (kwargs["pss"], kwargs["job"], kwargs["size"]) == (True, "etl", "1e6")
+    assert (kwargs["pss"], kwargs["job"], kwargs["size"]) == (True, "etl", 1e6)
     assert kwargs["use_cgroup"] is True
 
 

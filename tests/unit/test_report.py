@@ -61,7 +61,7 @@ def test_human_summary_prefixes_every_line_and_lists_warnings_last(run_summary):
 
 
 def test_human_summary_names_job_and_size_when_given(run_summary):
-    assert "job train, size 1e6" in format_human(run_summary(job="train", size="1e6"))
+    assert "job train, size 1e+06" in format_human(run_summary(job="train", size=1e6))
     assert "size" not in format_human(run_summary(job=None, size=None))
 
 
@@ -137,7 +137,7 @@ def test_json_values_match_the_summary(run_summary):
             plateaus=(plateau,),
             swap_suspected=True,
             warnings=("w1",),
-            size="1e6",
+            size=1e6,
             job="train",
             cgroup=CgroupPeak(1, 700 * MIB, 820 * MIB, True, 0),
         )
@@ -162,7 +162,7 @@ def test_json_values_match_the_summary(run_summary):
         }
     ]
     assert doc["warnings"] == ["w1"]
-    assert (doc["size"], doc["job"]) == ("1e6", "train")
+    assert (doc["size"], doc["job"]) == (1000000, "train")
     assert doc["cgroup"]["total_bytes"] == 820 * MIB
 
 
