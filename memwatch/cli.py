@@ -61,7 +61,9 @@ def _size(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (sizes are numbers, e.g. 1e6)") from None
+        raise argparse.ArgumentTypeError(
+            f"not a number: {text!r} (sizes are numbers, e.g. 1e6)"
+        ) from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
     return value
@@ -107,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-cgroup", action="store_true", help="do not make a job cgroup; sample only"
     )
     run.add_argument(
-        "--size", type=_size, metavar="N", help="input size of this run (a number), kept in the summary"
+        "--size",
+        type=_size,
+        metavar="N",
+        help="input size of this run (a number), kept in the summary",
     )
     run.add_argument("--job", metavar="NAME", help="job name, kept in the summary")
     run.add_argument("-q", "--quiet", action="store_true", help="print no summary to stderr")

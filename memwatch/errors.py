@@ -50,3 +50,13 @@ class PermissionDenied(MemwatchError):
 
 class CgroupUnavailable(MemwatchError):
     """No job cgroup can be made here; memwatch falls back to sampling."""
+
+
+class FitError(MemwatchError):
+    """The measurements cannot be fitted (too few sizes, bad values); exit 1."""
+
+    exit_code = 1
+
+
+class ExtrapolationRefused(FitError):
+    """A target size too far beyond the measured sizes, asked without ``force``."""
