@@ -151,9 +151,10 @@ def _growth_terms(shape: str, k: float | None = None) -> list[Basis]:
 def _evaluate(shape: str, params: Sequence[float], x: np.ndarray) -> np.ndarray:
     if shape == "power":
         a, b, k = params
-        return a + b * np.power(x, k)
-    a, *coefficients = params
-    terms = _growth_terms(shape)
+        coefficients, terms = [b], _growth_terms(shape, k)
+    else:
+        a, *coefficients = params
+        terms = _growth_terms(shape)
     total = np.full_like(x, a)
     for c, term in zip(coefficients, terms, strict=True):
         total += c * term(x)
