@@ -8,6 +8,7 @@ covers every shape that the data cannot rule out: the envelope, not the single b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +23,20 @@ DEFAULT_MARGIN = 0.10  # the classic recipe's 10 %, kept so the numbers compare
 WARN_EXTRAPOLATION = 4.0
 REFUSE_EXTRAPOLATION = 16.0
 FEW_SIZES = 5
-# A shape stays plausible while its leave-one-out error is within this factor of the
-# best shape's, plus an absolute slack (and the repeats' noise): with 4-6 sizes, a
-# slightly worse score is no evidence against a shape.
+# A shape is plausible while its AICc is within 7 of the best (Burnham & Anderson,
+# "Model Selection and Multimodel Inference", 2002, sec. 2.6: beyond 4-7 a model has
+# "considerably less" support). With 5 runs AICc charges a third parameter heavily, so
+# curvature fitted to noise does not inflate the envelope; curvature that is really
+# there still wins. In benchmarks/fit_accuracy.py, 4 gave a lower median but under-
+# provisioned more; 7 under-provisioned none.
+PLAUSIBLE_DELTA_AICC = 7.0
+# Where AICc is undefined (runs <= parameters + 1), a shape is plausible while its
+# leave-one-out error is within this factor of the best's plus a slack.
 PLAUSIBLE_FACTOR = 2.0
 PLAUSIBLE_SLACK = 0.02
+# Residuals below 0.1 % of the peak are no evidence for a shape: a cgroup peak is exact,
+# but a job's allocator and page rounding move its peak by about that much between runs.
+RESOLUTION = 0.001
 NOISY_REPEATS = 0.05  # relative standard deviation of repeats that earns a warning
 NOISE_WIDENING = 2.0  # the upper bound is widened by this many repeat standard deviations
 EXPONENTS = np.round(np.arange(0.1, 4.0001, 0.05), 2)  # searched for a + b*x^k
@@ -57,6 +67,10 @@ class ShapeFit:
     params: tuple[float, ...]
     loo_error: float | None
     plausible: bool = True
+    # The fits with one size left out: how far the curve moves when one size is missing
+    # is the spread of this shape's prediction, which the envelope must cover too.
+    loo_params: tuple[tuple[float, ...], ...] = ()
+    aicc: float | None = None
 
     def predict(self, size: float) -> float:
         """The fitted peak in bytes at ``size``."""
@@ -212,19 +226,37 @@ def _parameter_count(shape: str) -> int:
     return {"constant": 1, "linear": 2, "nlogn": 2, "power": 3, "quadratic": 3}[shape]
 
 
-def _loo_error(shape: str, x: np.ndarray, y: np.ndarray) -> float | None:
-    """Root mean square relative error predicting each size's mean peak from the other sizes."""
+def _fit_candidate(shape: str, x: np.ndarray, y: np.ndarray) -> ShapeFit:
+    """Fit on all sizes, then once per left-out size to score the shape by its prediction error.
+
+    The score is the root mean square relative error predicting each size's mean peak from
+    the other sizes; None when the shape has as many parameters as there are sizes left.
+    """
+    params = _fit_shape(shape, x, y)
     sizes = np.unique(x)
     if len(sizes) - 1 < _parameter_count(shape):
-        return None
-    errors = []
+        return ShapeFit(shape, params, None, aicc=_aicc(shape, params, x, y))
+    errors, loo_params = [], []
     for s in sizes:
         held = x == s
-        params = _fit_shape(shape, x[~held], y[~held])
+        loo_params.append(_fit_shape(shape, x[~held], y[~held]))
         truth = float(np.mean(y[held]))
-        predicted = float(_evaluate(shape, params, np.array([s]))[0])
+        predicted = float(_evaluate(shape, loo_params[-1], np.array([s]))[0])
         errors.append((predicted - truth) / truth if truth > 0 else 0.0)
-    return math.sqrt(float(np.mean(np.square(errors))))
+    error = math.sqrt(float(np.mean(np.square(errors))))
+    return ShapeFit(
+        shape, params, error, loo_params=tuple(loo_params), aicc=_aicc(shape, params, x, y)
+    )
+
+
+def _aicc(shape: str, params: tuple[float, ...], x: np.ndarray, y: np.ndarray) -> float | None:
+    """Akaike's criterion corrected for small samples; None when runs <= parameters + 1."""
+    n, p = len(x), _parameter_count(shape)
+    if n - p - 1 <= 0:
+        return None
+    sse = float(np.sum((_evaluate(shape, params, x) - y) ** 2))
+    sse = max(sse, n * (RESOLUTION * float(np.mean(y))) ** 2)
+    return n * math.log(sse / n) + 2 * p + 2 * p * (p + 1) / (n - p - 1)
 
 
 def _noise(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -238,7 +270,7 @@ def _noise(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def fit(measurements: Sequence[Measurement], margin: float = DEFAULT_MARGIN) -> Model:
-    """Fit every candidate shape and rank them by leave-one-size-out error."""
+    """Fit every candidate shape, score it, and mark the ones the data cannot rule out."""
     if not 0 <= margin <= 10 or not math.isfinite(margin):
         raise FitError(f"margin must be between 0 and 10 (got {margin}); 0.1 means 10 %")
     for m in measurements:
@@ -254,31 +286,32 @@ def fit(measurements: Sequence[Measurement], margin: float = DEFAULT_MARGIN) -> 
             f"need runs at 2 or more distinct sizes to fit (got {distinct}); "
             "measure at more sizes, e.g. memwatch sweep --sizes 1,2,4,8"
         )
-    shapes = ["constant", "linear", "power", "quadratic"]
+    shapes = ["constant", "linear", "quadratic", "power"]  # ties go to the earlier one
     if x.min() >= 1:  # x*ln(x) only grows for x above 1/e: it needs sizes counted in units
         shapes.insert(2, "nlogn")
-    candidates = [
-        ShapeFit(s, _fit_shape(s, x, y), _loo_error(s, x, y))
-        for s in shapes
-        if distinct >= _parameter_count(s)
-    ]
+    candidates = [_fit_candidate(s, x, y) for s in shapes if distinct >= _parameter_count(s)]
     noise = _noise(x, y)
-    scored = [c.loo_error for c in candidates if c.loo_error is not None]
-    best_error = min(scored) if scored else None
+    best_aicc = min((c.aicc for c in candidates if c.aicc is not None), default=None)
+    best_loo = min((c.loo_error for c in candidates if c.loo_error is not None), default=None)
 
     def plausible(c: ShapeFit) -> bool:
-        if c.loo_error is None or best_error is None:
+        if c.aicc is not None and best_aicc is not None:
+            return c.aicc - best_aicc <= PLAUSIBLE_DELTA_AICC
+        if c.loo_error is None or best_loo is None:
             return True  # too few sizes to rule it out
-        limit = PLAUSIBLE_FACTOR * best_error + PLAUSIBLE_SLACK + NOISE_WIDENING * (noise or 0)
+        limit = PLAUSIBLE_FACTOR * best_loo + PLAUSIBLE_SLACK + NOISE_WIDENING * (noise or 0)
         return c.loo_error <= limit
 
-    # Best first: scored shapes by error (fewer parameters win ties), then unscored ones.
+    # Best first: plausible before ruled out, then by AICc, then by leave-one-out error;
+    # ties go to fewer parameters and then to the simpler shape.
     ranked = sorted(
-        (ShapeFit(c.shape, c.params, c.loo_error, plausible(c)) for c in candidates),
+        (dataclasses.replace(c, plausible=plausible(c)) for c in candidates),
         key=lambda c: (
-            c.loo_error is None,
-            round(c.loo_error or 0.0, 4),
+            not c.plausible,
+            math.inf if c.aicc is None else round(c.aicc, 3),
+            math.inf if c.loo_error is None else round(c.loo_error, 4),
             _parameter_count(c.shape),
+            shapes.index(c.shape),
         ),
     )
     warnings = _model_warnings(measurements, distinct, noise)
@@ -323,7 +356,17 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
         )
     predictions = {s.shape: max(0.0, s.predict(size)) for s in model.plausible}
     expected = max(0.0, model.best.predict(size))
-    low, high = min(predictions.values()), max(predictions.values())
+    low = min(predictions.values())
+    high = max(
+        [
+            *predictions.values(),
+            *(
+                float(_evaluate(s.shape, params, np.array([float(size)]))[0])
+                for s in model.plausible
+                for params in s.loo_params
+            ),
+        ]
+    )
     high *= 1 + NOISE_WIDENING * (model.noise or 0.0)
     # Memory does not shrink as the input grows: never advise less than was seen at or
     # below this size.

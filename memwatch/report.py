@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import signal
+from collections.abc import Iterator
 from typing import IO, Any
 
-from .errors import OutputError, UsageError
+from .errors import InputError, OutputError, UsageError
 from .types import RunSummary, Sample
 
 SCHEMA = "memwatch.run/1"
@@ -60,7 +62,7 @@ def format_human(s: RunSummary) -> str:
         ),
         f"  ru_maxrss (what GNU time reports): {human_bytes(s.ru_maxrss_bytes)}",
         f"  {s.processes_seen} process(es), {s.samples} samples every {s.interval_s:g} s over "
-        f"{s.duration_s:.2f} s; {_ending(s)}",
+        f"{s.duration_s:.2f} s; {describe_ending(s)}",
     ]
     if s.job is not None or s.size is not None:
         lines.append(f"  job {s.job or '-'}, size {'-' if s.size is None else f'{s.size:g}'}")
@@ -68,7 +70,8 @@ def format_human(s: RunSummary) -> str:
     return "\n".join("memwatch: " + line for line in lines)
 
 
-def _ending(s: RunSummary) -> str:
+def describe_ending(s: RunSummary) -> str:
+    """How the command ended, e.g. "exit status 1" or "killed by SIGKILL (exit status 137)"."""
     if s.signal is not None:
         name = (
             signal.Signals(s.signal).name if s.signal in signal.valid_signals() else str(s.signal)
@@ -204,3 +207,191 @@ class SampleWriter:
             except OSError:
                 pass
             self._file = None
+
+
+SAMPLES_HINT = "expected a samples file written by memwatch run --samples"
+# Not written by SampleWriter, but read when a file has it (a hand-made or future file):
+# the plateau detector uses it to see system-wide swapping.
+OPTIONAL_SAMPLE_FIELDS = ("system_swapout_bytes",)
+
+
+def read_samples(path: str) -> list[Sample]:
+    """Read back a samples file written by SampleWriter (.csv, or .jsonl / .ndjson).
+
+    A memwatch killed mid-write leaves its last line cut off: that line is dropped
+    silently. A bad line anywhere else is an error naming the line, column and value.
+    """
+    if path.endswith((".jsonl", ".ndjson")):
+        rows = _jsonl_rows
+    elif path.endswith(".csv") or (os.path.exists(path) and not os.path.isfile(path)):
+        rows = _csv_rows  # /dev/stdin, a FIFO: SampleWriter writes CSV there
+    else:
+        raise InputError(f"{path}: the name must end in .csv, .jsonl or .ndjson; {SAMPLES_HINT}")
+    samples: list[Sample] = []
+    cut_off: InputError | None = None  # a bad row that may just be the truncated last line
+    try:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+        # errors="replace": stray bytes become U+FFFD and are reported as a bad value.
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            for line, fields, may_be_cut in rows(path, _Lines(f)):
+                if cut_off is not None:
+                    raise cut_off  # it was not the last line after all
+                try:
+                    if isinstance(fields, InputError):
+                        raise fields
+                    samples.append(_sample(path, line, fields, samples[-1] if samples else None))
+                except InputError as err:
+                    if not may_be_cut:
+                        raise
+                    cut_off = err
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror or err}") from err
+    if not samples:
+        raise InputError(f"{path}: no samples; {SAMPLES_HINT}")
+    return samples
+
+
+# One parsed line: its number, its fields by column (or why it could not be split into
+# fields), and whether it may be a line cut off by a killed writer.
+_Row = tuple[int, "dict[str, Any] | InputError", bool]
+
+
+class _Lines:
+    """A text file's lines, counting them and noting whether the last one was complete."""
+
+    def __init__(self, f: IO[str]) -> None:
+        self._f = f
+        self.number = 0
+        self.complete = True
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self._f:
+            self.number += 1
+            # A writer killed mid-row leaves a last line without its line end.
+            self.complete = line.endswith(("\n", "\r"))
+            yield line
+
+
+def _csv_rows(path: str, lines: _Lines) -> Iterator[_Row]:
+    reader = csv.reader(lines)
+    header: list[str] | None = None
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as err:
+            yield (
+                lines.number,
+                InputError(f"{path}:{lines.number}: {err}; fix or delete that line"),
+                not lines.complete,
+            )
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [cell.strip() for cell in row]
+            missing = [c for c in SAMPLE_FIELDS if c not in header]
+            if missing:
+                plural = "s" if len(missing) > 1 else ""
+                raise InputError(
+                    f"{path}: missing column{plural} {', '.join(missing)}; {SAMPLES_HINT}"
+                )
+            continue
+        if len(row) != len(header):
+            error = InputError(
+                f"{path}:{lines.number}: {len(row)} fields, expected {len(header)} "
+                f"({','.join(header)}); fix or delete that line"
+            )
+            yield lines.number, error, len(row) < len(header) or not lines.complete
+            continue
+        yield lines.number, dict(zip(header, row, strict=True)), not lines.complete
+    if header is None:
+        raise InputError(f"{path}: empty; {SAMPLES_HINT}")
+
+
+def _jsonl_rows(path: str, lines: _Lines) -> Iterator[_Row]:
+    for text in lines:
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except ValueError as err:
+            reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
+            error = InputError(
+                f"{path}:{lines.number}: not valid JSON ({reason}); fix or delete that line"
+            )
+            yield lines.number, error, True
+            continue
+        if not isinstance(record, dict):
+            error = InputError(
+                f"{path}:{lines.number}: not a JSON object (got {_shown(record)}); {SAMPLES_HINT}"
+            )
+            yield lines.number, error, not lines.complete
+            continue
+        missing = [c for c in SAMPLE_FIELDS if c not in record]
+        if missing:
+            error = InputError(
+                f"{path}:{lines.number}: missing {', '.join(missing)}; {SAMPLES_HINT}"
+            )
+            yield lines.number, error, not lines.complete
+            continue
+        yield lines.number, record, not lines.complete
+
+
+def _sample(path: str, line: int, fields: dict[str, Any], before: Sample | None) -> Sample:
+    def integer(column: str, nullable: bool = False) -> int | None:
+        value = fields.get(column)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if nullable:
+                return None
+            raise _bad(path, line, column, "no value", value)
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError
+            number = int(value)
+        except ValueError:
+            raise _bad(path, line, column, "not an integer", value) from None
+        if number < 0:
+            raise _bad(path, line, column, "must be >= 0", value)
+        return number
+
+    at = fields["at_s"]
+    try:
+        if isinstance(at, bool) or not isinstance(at, (int, float, str)):
+            raise ValueError
+        at_s = float(at)
+    except ValueError:
+        raise _bad(path, line, "at_s", "not a number", at) from None
+    if not math.isfinite(at_s) or at_s < 0:
+        raise _bad(path, line, "at_s", "must be a finite number of seconds >= 0", at)
+    if before is not None and at_s < before.at_s:
+        raise InputError(
+            f"{path}:{line}: at_s: earlier than the line before ({at_s:g} s < {before.at_s:g} s); "
+            "a samples file holds one run, in time order"
+        )
+    total, rss, swap, processes = (
+        integer(c) for c in ("total_bytes", "rss_bytes", "swap_bytes", "processes")
+    )
+    assert total is not None and rss is not None and swap is not None and processes is not None
+    return Sample(
+        at_s=at_s,
+        total_bytes=total,
+        rss_bytes=rss,
+        swap_bytes=swap,
+        pss_bytes=integer("pss_bytes", nullable=True),
+        processes=processes,
+        system_swapout_bytes=integer("system_swapout_bytes", nullable=True),
+    )
+
+
+def _bad(path: str, line: int, column: str, problem: str, value: object) -> InputError:
+    return InputError(
+        f"{path}:{line}: {column}: {problem} (got {_shown(value)}); fix or delete that line"
+    )
+
+
+def _shown(value: object) -> str:
+    """A bad value as the user wrote it, short enough for a one-line message."""
+    text = repr(value.strip()) if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

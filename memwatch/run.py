@@ -97,7 +97,10 @@ class _SignalForwarder:
 
 
 def _spawn(
-    command: Sequence[str], cgroup: JobCgroup | None, sigmask: set[int | signal.Signals] | None
+    command: Sequence[str],
+    cgroup: JobCgroup | None,
+    sigmask: set[int | signal.Signals] | None,
+    stdio: tuple[int | None, int | None],
 ) -> subprocess.Popen[bytes]:
     join_fd = os.open(cgroup.procs_path, os.O_WRONLY) if cgroup else None
 
@@ -112,12 +115,19 @@ def _spawn(
     path = command[0] if "/" in command[0] else shutil.which(command[0]) or command[0]
     try:
         try:
-            return subprocess.Popen(list(command), preexec_fn=in_child)
+            return subprocess.Popen(
+                list(command), stdin=stdio[0], stdout=stdio[1], preexec_fn=in_child
+            )
         except OSError as err:
             if err.errno != errno.ENOEXEC:
                 raise
             # A script without a #! line: run it with /bin/sh, as execvp(3) and shells do.
-            return subprocess.Popen(["/bin/sh", path, *command[1:]], preexec_fn=in_child)
+            return subprocess.Popen(
+                ["/bin/sh", path, *command[1:]],
+                stdin=stdio[0],
+                stdout=stdio[1],
+                preexec_fn=in_child,
+            )
     except FileNotFoundError as err:
         if os.path.exists(path):
             raise CommandNotExecutable(
@@ -165,12 +175,15 @@ def measure(
     forward_signals: bool = False,
     job: str | None = None,
     size: float | None = None,
+    stdin: int | None = None,
+    stdout: int | None = None,
     procfs: str = PROC,
 ) -> RunSummary:
     """Run ``command`` to completion and return its true peak memory and how it was found.
 
     ``forward_signals`` (the CLI's mode) blocks SIGINT/TERM/HUP/QUIT in the calling
-    process while the command runs and forwards them to it.
+    process while the command runs and forwards them to it. ``stdin``/``stdout`` are file
+    descriptors for the command (subprocess.DEVNULL works); None inherits memwatch's.
     """
     if not command:
         raise UsageError("no command given: put it after '--', e.g. memwatch -- python job.py")
@@ -198,7 +211,7 @@ def measure(
     forwarder = sampler = None
     try:
         try:
-            child = _spawn(command, cgroup, old_mask)
+            child = _spawn(command, cgroup, old_mask, (stdin, stdout))
         except subprocess.SubprocessError as err:
             # Joining the job cgroup failed between fork and exec (e.g. it was removed).
             if cgroup is None:
@@ -206,7 +219,7 @@ def measure(
             cgroup.remove()
             cgroup = None
             warnings.append(f"cannot start the command in the job cgroup ({err}): sampling only")
-            child = _spawn(command, None, old_mask)
+            child = _spawn(command, None, old_mask, (stdin, stdout))
         t0 = time.monotonic()
         tracker = TreeTracker(
             child.pid, reaper_pid=os.getpid() if subreaper else None, procfs=procfs

@@ -1,0 +1,159 @@
+"""The fit's files and reports: the runs CSV it reads, the table, advice and JSON it prints."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import InputError
+from .model import FORMULAS, Measurement, Model, Prediction, ShapeFit
+from .report import human_bytes, json_number
+
+SCHEMA = "memwatch.fit/1"
+RUNS_COLUMNS = ("size", "peak_bytes")
+
+
+def read_runs_csv(path: str) -> list[Measurement]:
+    """Read a CSV with the header ``size,peak_bytes`` (repeats of a size allowed)."""
+    try:
+        with open(path, newline="") as f:
+            table = list(csv.reader(f))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror}") from err
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputError(f"{path}: not a CSV text file ({err}); expected size,peak_bytes") from err
+    rows = [(n, r) for n, r in enumerate(table, start=1) if any(cell.strip() for cell in r)]
+    if not rows:
+        raise InputError(f"{path}: empty; expected a header size,peak_bytes and one row per run")
+    header = [cell.strip() for cell in rows[0][1]]
+    missing = [c for c in RUNS_COLUMNS if c not in header]
+    extra = [c for c in header if c not in RUNS_COLUMNS]
+    if missing or extra or len(header) != len(RUNS_COLUMNS):
+        problem = f"missing column {', '.join(missing)}" if missing else "unexpected column"
+        raise InputError(
+            f"{path}:{rows[0][0]}: {problem} (got header {','.join(header)}); "
+            f"the header must be exactly {','.join(RUNS_COLUMNS)}"
+        )
+    size_at, peak_at = header.index("size"), header.index("peak_bytes")
+    runs = []
+    for line, row in rows[1:]:
+        if len(row) != len(header):
+            raise InputError(
+                f"{path}:{line}: {len(row)} fields, expected {len(header)} ({','.join(header)})"
+            )
+        size = _number(path, line, "size", row[size_at])
+        peak = _number(path, line, "peak_bytes", row[peak_at])
+        if not peak.is_integer() or peak <= 0:
+            raise InputError(
+                f"{path}:{line}: peak_bytes: must be a whole number of bytes > 0 "
+                f"(got {row[peak_at].strip()})"
+            )
+        runs.append(Measurement(size, int(peak)))
+    if not runs:
+        raise InputError(f"{path}: has a header but no runs; add one row per measured run")
+    return runs
+
+
+def _number(path: str, line: int, column: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{path}:{line}: {column}: not a number (got {text.strip()!r})") from None
+    if not math.isfinite(value) or value < 0:
+        raise InputError(
+            f"{path}:{line}: {column}: must be a finite number >= 0 (got {text.strip()})"
+        )
+    return value
+
+
+def format_sizes_table(measurements: Sequence[Measurement]) -> str:
+    """One line per measured size: its peak (largest of the repeats) and the repeats' spread."""
+    lines = [f"{'size':>12}  {'peak':>10}  {'runs':>4}  spread of repeats"]
+    for size in sorted({m.size for m in measurements}):
+        peaks = [m.peak_bytes for m in measurements if m.size == size]
+        spread = (max(peaks) - min(peaks)) / (sum(peaks) / len(peaks))
+        lines.append(
+            f"{size:>12g}  {human_bytes(max(peaks)):>10}  {len(peaks):>4}  "
+            + (f"{spread:.1%}" if len(peaks) > 1 else "-")
+        )
+    return "\n".join(lines)
+
+
+def _shape_line(s: ShapeFit) -> str:
+    score = "n/a (too few sizes)" if s.loo_error is None else f"{s.loo_error:.1%}"
+    return f"{FORMULAS[s.shape]}: {s.describe()}; leave-one-out error {score}"
+
+
+def format_fit(model: Model, predictions: Sequence[Prediction]) -> str:
+    """The fitted shape in words, the other plausible shapes, and advice per target size."""
+    lines = [
+        f"best fit {_shape_line(model.best)}",
+        *(f"  also plausible {_shape_line(s)}" for s in model.plausible[1:]),
+    ]
+    ruled_out = [s for s in model.shapes if not s.plausible]
+    if ruled_out:
+        lines.append(
+            "  ruled out: "
+            + ", ".join(f"{FORMULAS[s.shape]} ({s.loo_error:.1%})" for s in ruled_out)
+        )
+    if model.noise is not None:
+        lines.append(f"  repeats: relative standard deviation {model.noise:.1%}")
+    lines += [f"warning: {w}" for w in model.warnings]
+    for p in predictions:
+        band = (
+            f" (plausible {human_bytes(p.low_bytes)} .. {human_bytes(p.high_bytes)})"
+            if p.high_bytes != p.low_bytes
+            else ""
+        )
+        lines.append(
+            f"at size {p.size:g} ({p.extrapolation_factor:.2g}x the largest measured): "
+            f"expected {human_bytes(p.expected_bytes)}{band}; "
+            f"provision {human_bytes(p.recommended_bytes)} ({p.recommended_bytes} bytes)"
+        )
+        lines += [f"  warning: {w}" for w in p.warnings]
+    return "\n".join(lines)
+
+
+def _shape_json(s: ShapeFit) -> dict[str, Any]:
+    return {
+        "shape": s.shape,
+        "formula": FORMULAS[s.shape],
+        "params": list(s.params),
+        "description": s.describe(),
+        "loo_error": s.loo_error,
+    }
+
+
+def fit_json(model: Model, predictions: Sequence[Prediction]) -> dict[str, Any]:
+    """The fit contract of DESIGN.md: model, plausible shapes, predictions."""
+    return {
+        "schema": SCHEMA,
+        "model": {
+            **_shape_json(model.best),
+            "margin": model.margin,
+            "noise": model.noise,
+            "distinct_sizes": len(model.sizes),
+            "max_size": json_number(model.max_size),
+            "warnings": list(model.warnings),
+        },
+        "plausible_shapes": [_shape_json(s) for s in model.plausible],
+        "ruled_out_shapes": [_shape_json(s) for s in model.shapes if not s.plausible],
+        "measurements": [
+            {"size": json_number(m.size), "peak_bytes": m.peak_bytes} for m in model.measurements
+        ],
+        "predictions": [
+            {
+                "size": json_number(p.size),
+                "expected_bytes": p.expected_bytes,
+                "low_bytes": p.low_bytes,
+                "high_bytes": p.high_bytes,
+                "recommended_bytes": p.recommended_bytes,
+                "extrapolation_factor": round(p.extrapolation_factor, 4),
+                # Scripts read one prediction: it carries the fit-wide warnings too.
+                "warnings": [*model.warnings, *p.warnings],
+            }
+            for p in predictions
+        ],
+    }

@@ -1,0 +1,92 @@
+"""Run one command at several input sizes, each under the true-peak measurement."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import UsageError
+from .model import Measurement
+from .run import measure
+from .types import RunSummary
+
+PLACEHOLDER = "{size}"
+# A run that died from one of these was most likely stopped by the user (Ctrl-C, kill,
+# logout): the sweep stops there instead of starting the next size.
+STOPPING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of the sweep: the size as typed (it goes into the command) and its summary."""
+
+    size_text: str
+    repeat: int
+    summary: RunSummary
+
+    @property
+    def size(self) -> float:
+        return float(self.size_text)
+
+    @property
+    def ok(self) -> bool:
+        return self.summary.exit_status == 0
+
+
+def substitute(command: Sequence[str], size_text: str) -> list[str]:
+    """The command with every ``{size}`` replaced by the size as the user typed it."""
+    if not any(PLACEHOLDER in arg for arg in command):
+        raise UsageError(
+            f"the command has no {PLACEHOLDER} to put the size into: "
+            f"e.g. memwatch sweep --sizes 1,2,4 -- python job.py --rows {PLACEHOLDER}"
+        )
+    return [arg.replace(PLACEHOLDER, size_text) for arg in command]
+
+
+def sweep(
+    command: Sequence[str],
+    sizes: Sequence[str],
+    repeat: int = 1,
+    *,
+    job: str,
+    on_run: Callable[[int, int, SweepRun], None] | None = None,
+    before_run: Callable[[int, int, str, int], None] | None = None,
+    **measure_options: Any,
+) -> list[SweepRun]:
+    """Measure ``command`` once per size and repetition, smallest size first.
+
+    ``before_run(i, total, size, repeat)`` and ``on_run(i, total, run)`` report progress;
+    ``on_run`` is where a caller stores each run as soon as it is measured. A failed run
+    is kept (with its exit status) and the sweep goes on; a run stopped by SIGINT, SIGTERM,
+    SIGHUP or SIGQUIT ends the sweep.
+    """
+    substitute(command, "")  # the placeholder check, before anything runs
+    ordered = sorted(sizes, key=float)
+    total = len(ordered) * repeat
+    runs: list[SweepRun] = []
+    for index, (size_text, rep) in enumerate(
+        ((s, r) for s in ordered for r in range(1, repeat + 1)), start=1
+    ):
+        if before_run:
+            before_run(index, total, size_text, rep)
+        summary = measure(
+            substitute(command, size_text), job=job, size=float(size_text), **measure_options
+        )
+        run = SweepRun(size_text, rep, summary)
+        runs.append(run)
+        if on_run:
+            on_run(index, total, run)
+        if summary.signal in STOPPING_SIGNALS:
+            break
+    return runs
+
+
+def measurements(runs: Sequence[SweepRun]) -> list[Measurement]:
+    """The successful runs as fit input; a failed run's peak is only a lower bound."""
+    return [
+        Measurement(r.size, r.summary.peak.total_bytes, r.summary.swap_suspected)
+        for r in runs
+        if r.ok
+    ]

@@ -1,0 +1,181 @@
+"""The model on synthetic data with known shapes and noise."""
+
+import math
+
+import numpy as np
+import pytest
+
+from memwatch.errors import ExtrapolationRefused, FitError
+from memwatch.model import Measurement, ShapeFit, fit, predict
+
+MiB = 2**20
+
+SHAPES = {
+    "constant": (lambda n: 80 * MiB + 0 * n, [1, 2, 3, 4, 5]),
+    "linear": (lambda n: 50 * MiB + 8_000 * n, [1000, 2000, 3000, 4000, 5000]),
+    "nlogn": (lambda n: 30 * MiB + 8 * n * math.log2(n), [1e5, 2e5, 3e5, 4e5, 5e5]),
+    "power 1.5": (lambda n: 30 * MiB + 800 * n**1.5, [1000, 2000, 3000, 4000, 5000]),
+    "quadratic": (lambda n: 30 * MiB + 8 * n * n, [500, 1000, 1500, 2000, 2500]),
+}
+
+
+def measured(truth, sizes, noise=0.0, repeats=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        Measurement(float(s), round(truth(s) * (1 + noise * rng.standard_normal())))
+        for s in sizes
+        for _ in range(repeats)
+    ]
+
+
+@pytest.mark.parametrize(
+    "truth, sizes, shape",
+    [
+        (SHAPES["constant"][0], SHAPES["constant"][1], "constant"),
+        (SHAPES["linear"][0], SHAPES["linear"][1], "linear"),
+        (SHAPES["quadratic"][0], SHAPES["quadratic"][1], "quadratic"),
+        (lambda n: 10 * MiB + 5000 * n**1.7, [100, 200, 300, 400, 500], "power"),
+    ],
+)
+def test_exact_data_finds_its_own_shape_and_predicts_it(truth, sizes, shape):
+    model = fit(measured(truth, sizes))
+    # Simpler shapes win ties: exact linear data is also an exact power law with k=1.
+    assert model.best.shape == shape
+    p = predict(model, 4 * max(sizes))
+    assert p.expected_bytes == pytest.approx(truth(4 * max(sizes)), rel=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+@pytest.mark.parametrize("seed", range(10))
+def test_envelope_covers_the_truth_under_one_percent_noise(name, seed):
+    truth, sizes = SHAPES[name]
+    model = fit(measured(truth, sizes, noise=0.01, seed=seed))
+    for factor in (2, 4, 8):
+        target = factor * max(sizes)
+        p = predict(model, target)
+        assert p.recommended_bytes >= truth(target), (name, factor, model.plausible)
+
+
+def test_super_linear_growth_rules_out_the_straight_line():
+    truth, sizes = SHAPES["quadratic"]
+    model = fit(measured(truth, sizes, noise=0.01))
+    assert "linear" not in {s.shape for s in model.plausible}
+    assert {"constant", "linear"} <= {s.shape for s in model.shapes if not s.plausible}
+
+
+def test_recommendation_is_the_highest_plausible_fit_plus_margin():
+    truth, sizes = SHAPES["linear"]
+    model = fit(measured(truth, sizes, noise=0.01, seed=3), margin=0.25)
+    p = predict(model, 20_000)
+    # Each plausible shape counts with its full fit and its fits with one size left out.
+    curves = [(s.shape, params) for s in model.plausible for params in (s.params, *s.loo_params)]
+    highest = max(ShapeFit(shape, params, None).predict(20_000) for shape, params in curves)
+    assert highest > max(s.predict(20_000) for s in model.plausible)
+    assert p.high_bytes == round(highest)
+    assert p.recommended_bytes == math.ceil(highest * 1.25)
+    assert p.low_bytes <= p.expected_bytes <= p.high_bytes
+
+
+def test_never_below_the_largest_peak_seen_at_or_below_the_size():
+    # Peaks that shrink with size: the fit is flat, but 120 MiB was seen at size 1.
+    data = [Measurement(1, 120 * MiB), Measurement(2, 100 * MiB), Measurement(3, 90 * MiB)]
+    model = fit(data)
+    assert all(v >= 0 for s in model.shapes for v in s.params[1:2])
+    assert predict(model, 6, force=True).recommended_bytes >= math.ceil(120 * MiB * 1.1)
+
+
+def test_growth_terms_are_never_negative():
+    # Concave data would pull a free quadratic term negative and bend it down beyond 4.
+    data = measured(lambda n: 100 * MiB * math.sqrt(n), [1, 2, 3, 4, 5])
+    quadratic = next(s for s in fit(data).shapes if s.shape == "quadratic")
+    assert quadratic.params[1] >= 0 and quadratic.params[2] >= 0
+
+
+def test_repeats_give_a_noise_estimate_that_widens_the_bound_and_warns():
+    truth, sizes = SHAPES["linear"]
+    quiet = fit(measured(truth, sizes, noise=0.001, repeats=3))
+    noisy = fit(measured(truth, sizes, noise=0.08, repeats=3, seed=0))
+    assert quiet.noise is not None and quiet.noise < 0.01
+    assert noisy.noise is not None and 0.04 < noisy.noise < 0.15
+    assert any("repeats at the same size differ" in w for w in noisy.warnings)
+    assert not any("repeats" in w for w in quiet.warnings)
+    p = predict(noisy, 10_000)
+    assert p.high_bytes >= round(max(s.predict(10_000) for s in noisy.plausible) * 1.08)
+
+
+def test_no_repeats_means_no_noise_estimate():
+    truth, sizes = SHAPES["linear"]
+    assert fit(measured(truth, sizes)).noise is None
+
+
+def test_fewer_than_five_sizes_warns_and_two_cannot_test_faster_growth():
+    truth, _ = SHAPES["linear"]
+    four = fit(measured(truth, [1, 2, 3, 4]))
+    assert any("only 4 distinct sizes" in w for w in four.warnings)
+    two = fit(measured(truth, [1, 2]))
+    assert {s.shape for s in two.shapes} == {"constant", "linear", "nlogn"}
+    assert any("faster-than-linear growth could not be tested" in w for w in two.warnings)
+    five = fit(measured(truth, [1, 2, 3, 4, 5]))
+    assert not any("distinct sizes" in w for w in five.warnings)
+
+
+def test_shapes_too_flexible_to_leave_a_size_out_stay_plausible():
+    truth, _ = SHAPES["linear"]
+    model = fit(measured(truth, [1000, 2000, 3000]))
+    unscored = {s.shape: s for s in model.shapes if s.loo_error is None}
+    assert set(unscored) == {"power", "quadratic"}
+    assert all(s.plausible for s in unscored.values())
+
+
+def test_x_log_x_needs_sizes_of_at_least_one():
+    truth, _ = SHAPES["linear"]
+    assert "nlogn" not in {s.shape for s in fit(measured(truth, [0.1, 0.2, 0.3])).shapes}
+
+
+def test_swapping_runs_are_named_in_a_warning():
+    data = [Measurement(1, 10 * MiB), Measurement(2, 20 * MiB, swap_suspected=True)]
+    assert any("suspected swapping" in w and "size 2" in w for w in fit(data).warnings)
+
+
+def test_extrapolation_beyond_4x_warns_and_beyond_16x_is_refused_without_force():
+    truth, sizes = SHAPES["linear"]
+    model = fit(measured(truth, sizes))
+    assert not any("extrapolating" in w for w in predict(model, 20_000).warnings)
+    p = predict(model, 20_001)
+    assert p.extrapolation_factor == pytest.approx(4.0002)
+    assert any("extrapolating 4.0x beyond" in w for w in p.warnings)
+    predict(model, 80_000)  # exactly 16x is allowed
+    with pytest.raises(ExtrapolationRefused, match=r"16.0x the largest measured size .*--force"):
+        predict(model, 80_001)
+    assert any("extrapolating" in w for w in predict(model, 1e6, force=True).warnings)
+
+
+def test_disagreeing_shapes_warn_with_each_figure():
+    # Three sizes: the quadratic and power fits cannot be ruled out and diverge far out.
+    truth, _ = SHAPES["quadratic"]
+    model = fit(measured(truth, [500, 1000, 1500], noise=0.02, seed=2))
+    p = predict(model, 6000)
+    assert any("plausible shapes disagree" in w for w in p.warnings)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([Measurement(5, MiB), Measurement(5, 2 * MiB)], "2 or more distinct sizes"),
+        ([Measurement(1, MiB)], "got 1"),
+        ([], "got 0"),
+        ([Measurement(1, MiB), Measurement(2, 0)], "peak must be > 0"),
+        ([Measurement(-1, MiB), Measurement(2, MiB)], "size must be a finite number"),
+        ([Measurement(math.nan, MiB), Measurement(2, MiB)], "size must be a finite number"),
+    ],
+)
+def test_unfittable_input_is_a_fit_error(data, message):
+    with pytest.raises(FitError, match=message):
+        fit(data)
+
+
+def test_parameters_read_as_words():
+    model = fit(measured(lambda n: 96 * MiB + 800_000 * n, [1, 2, 3, 4, 5]))
+    assert model.best.describe() == "96.0 MiB + 781.2 KiB per unit of size"
+    tiny = fit(measured(lambda n: 10 * MiB + 0.5 * n, [1e6, 2e6, 3e6, 4e6, 5e6]))
+    assert tiny.best.describe() == "10.0 MiB + 0.5 B per unit of size"
