@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from typing import NoReturn
 
 from . import __version__
-from .errors import MemwatchError, OutputError, UsageError
-from .report import SampleWriter, check_writable, format_human, write_json
+from .errors import FitError, HistoryError, MemwatchError, OutputError, UsageError
+from .fitreport import fit_json, format_fit, format_sizes_table, read_runs_csv
+from .history import DEFAULT_ENV, History, default_path
+from .model import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION, Measurement, fit, predict
+from .report import (
+    SampleWriter,
+    check_writable,
+    describe_ending,
+    format_human,
+    human_bytes,
+    json_number,
+    read_samples,
+    size_text,
+    write_json,
+)
 from .run import interval_problem, measure
+from .sweep import STOPPING_SIGNALS, SweepRun, measurements, substitute, sweep
 
-SUBCOMMANDS = ("run",)
+SUBCOMMANDS = ("run", "sweep", "fit", "predict", "history", "plot")
 
 RUN_DESCRIPTION = """\
 Run CMD exactly as it would run without memwatch (same stdin, stdout, stderr and exit
@@ -37,6 +55,35 @@ error (no command started).
 examples:
   memwatch -- python train.py --rows 1000000
   memwatch --json peak.json --samples mem.csv --size 1e6 -- ./pipeline.sh input.csv"""
+
+
+SWEEP_DESCRIPTION = """\
+Run CMD once per size (and repetition) with {size} replaced by the size, each under the
+same true-peak measurement as 'memwatch run'. Every run is recorded in the history as it
+ends. Then print one line per size, the fitted shape of growth in words, and for each
+--at size the expected peak and the memory to provision. A failed run is reported with
+its size and exit status and the others are still fitted. The job's stdout goes to
+memwatch's stderr, so stdout holds only the report (or the JSON with --json)."""
+
+FIT_EPILOG = """\
+how the recommendation is made:
+  Shapes a, a+b*x, a+b*x*ln(x), a+b*x^k and a+b*x+c*x^2 are fitted (growth terms never
+  negative) and scored by leave-one-size-out error. Every shape the data cannot rule out
+  is plausible, and the recommendation covers the highest of them at the target size,
+  widened by the noise between repeats, times (1 + margin), and never below the largest
+  peak measured at or below that size times (1 + margin).
+
+warnings: fewer than 5 sizes; more than 4x beyond the largest measured size (more
+than 16x is refused without --force); plausible shapes that disagree by more than the
+margin; noisy repeats; suspected swapping in a measured run.
+
+exit status: 0; 1 when the input cannot be fitted or a run of a sweep failed;
+2 for a usage error; 128+N when a sweep was stopped by signal N.
+
+examples:
+  memwatch sweep --sizes 1000,2000,3000,4000,5000 --at 20000 -- python job.py {size}
+  memwatch fit runs.csv --at 1e7 --json
+  memwatch predict --job etl --at 5e6 --plot etl.png"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,22 +116,36 @@ def _size(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="memwatch",
-        description="Measure how much memory a job really needs. "
-        "Shorthand: 'memwatch [options] -- CMD' is 'memwatch run [options] -- CMD'.",
-    )
-    parser.add_argument("--version", action="version", version=f"memwatch {__version__}")
-    sub = parser.add_subparsers(dest="subcommand", parser_class=_Parser)
-    run = sub.add_parser(
-        "run",
-        help="run a command and report its true peak memory",
-        description=RUN_DESCRIPTION,
-        epilog=RUN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
+def _sizes(text: str) -> list[str]:
+    """'1000,2000,4e3' -> the sizes as typed (they go into the command verbatim)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("give sizes separated by commas, e.g. 1000,2000,4000")
+    for part in parts:
+        _size(part)
+    if len({float(p) for p in parts}) < 2:
+        raise argparse.ArgumentTypeError(f"need 2 or more distinct sizes to fit (got {text})")
+    return parts
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (got {text})")
+    return int(text)
+
+
+def _margin(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (0.1 means 10 %%)") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10 (got {text}; 0.1 is 10 %%)")
+    return value
+
+
+def _add_measure_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
         "--interval",
         type=_interval,
         default=0.1,
@@ -93,6 +154,69 @@ def build_parser() -> argparse.ArgumentParser:
         "of one core for a 100-process tree, under 1%% for ten processes; spikes in "
         "between are caught by high-water marks and the cgroup peak)",
     )
+    p.add_argument(
+        "--pss",
+        action="store_true",
+        help="count proportional set size (smaps_rollup) so copy-on-write pages shared "
+        "by forked processes count once; costs ~7x more per process",
+    )
+    p.add_argument("--no-cgroup", action="store_true", help="do not make a job cgroup; sample only")
+
+
+def _add_history_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--history",
+        metavar="PATH",
+        help=f"run history database (default ${DEFAULT_ENV}, else "
+        "$XDG_DATA_HOME/memwatch/history.sqlite)",
+    )
+
+
+def _add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--at",
+        type=_size,
+        action="append",
+        default=[],
+        metavar="SIZE",
+        help="predict the peak and recommend an allocation at SIZE (repeatable)",
+    )
+    p.add_argument(
+        "--margin",
+        type=_margin,
+        default=DEFAULT_MARGIN,
+        metavar="FRACTION",
+        help="safety margin added on top of the highest plausible shape (default 0.1 = 10%%)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help=f"predict even beyond {REFUSE_EXTRAPOLATION:g}x the largest measured size",
+    )
+    p.add_argument("--json", action="store_true", help="print the fit as JSON on stdout")
+    p.add_argument(
+        "--plot", metavar="PATH", help="draw points, fitted shapes and advice (.png/.svg/.pdf)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="memwatch",
+        description="Measure how much memory a job really needs, and predict it at other "
+        "input sizes. Shorthand: 'memwatch [options] -- CMD' is 'memwatch run [options] -- CMD'.",
+    )
+    parser.add_argument("--version", action="version", version=f"memwatch {__version__}")
+    sub = parser.add_subparsers(dest="subcommand", parser_class=_Parser)
+    raw = argparse.RawDescriptionHelpFormatter
+
+    run = sub.add_parser(
+        "run",
+        help="run a command and report its true peak memory",
+        description=RUN_DESCRIPTION,
+        epilog=RUN_EPILOG,
+        formatter_class=raw,
+    )
+    _add_measure_options(run)
     run.add_argument("--json", metavar="PATH", help="write the summary as JSON to PATH")
     run.add_argument(
         "--samples",
@@ -100,23 +224,90 @@ def build_parser() -> argparse.ArgumentParser:
         help="stream every sample to PATH (.csv or .jsonl), flushed as it is taken",
     )
     run.add_argument(
-        "--pss",
-        action="store_true",
-        help="count proportional set size (smaps_rollup) so copy-on-write pages shared "
-        "by forked processes count once; costs ~7x more per process",
-    )
-    run.add_argument(
-        "--no-cgroup", action="store_true", help="do not make a job cgroup; sample only"
-    )
-    run.add_argument(
         "--size",
         type=_size,
         metavar="N",
         help="input size of this run (a number), kept in the summary",
     )
-    run.add_argument("--job", metavar="NAME", help="job name, kept in the summary")
+    run.add_argument(
+        "--job",
+        metavar="NAME",
+        help="job name; a run with a job name is recorded in the history",
+    )
+    _add_history_option(run)
     run.add_argument("-q", "--quiet", action="store_true", help="print no summary to stderr")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command")
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run a command at several input sizes, fit, and recommend memory",
+        description=SWEEP_DESCRIPTION,
+        epilog=FIT_EPILOG,
+        formatter_class=raw,
+    )
+    sweep.add_argument(
+        "--sizes",
+        type=_sizes,
+        required=True,
+        metavar="N,N,...",
+        help="input sizes to run, comma-separated; each replaces {size} in CMD as typed",
+    )
+    sweep.add_argument(
+        "--repeat",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="runs per size (default 1); repeats measure noise and widen the bound",
+    )
+    sweep.add_argument(
+        "--job", metavar="NAME", help="job name in the history (default: CMD as typed)"
+    )
+    _add_fit_options(sweep)
+    _add_measure_options(sweep)
+    _add_history_option(sweep)
+    sweep.add_argument(
+        "command", nargs=argparse.REMAINDER, metavar="-- CMD ... {size} ...", help="the command"
+    )
+
+    fit = sub.add_parser(
+        "fit",
+        help="fit peaks measured anywhere (CSV size,peak_bytes) and recommend memory",
+        description="Fit peak memory against input size from a CSV file with the header "
+        "size,peak_bytes (one row per run, repeats of a size allowed) and recommend what "
+        "to provision at each --at size.",
+        epilog=FIT_EPILOG,
+        formatter_class=raw,
+    )
+    fit.add_argument("runs", metavar="RUNS.csv", help="CSV file with the header size,peak_bytes")
+    _add_fit_options(fit)
+
+    predict = sub.add_parser(
+        "predict",
+        help="fit a job's recorded runs from the history and recommend memory",
+        description="Fit the successful runs recorded for JOB (by 'memwatch run --job JOB "
+        "--size N' or 'memwatch sweep') and recommend what to provision at each --at size.",
+        epilog=FIT_EPILOG,
+        formatter_class=raw,
+    )
+    predict.add_argument("--job", required=True, metavar="NAME", help="the job to fit")
+    _add_fit_options(predict)
+    _add_history_option(predict)
+
+    history = sub.add_parser("history", help="list recorded runs")
+    history.add_argument("--job", metavar="NAME", help="only this job's runs")
+    history.add_argument("--json", action="store_true", help="print the runs as JSON Lines")
+    _add_history_option(history)
+
+    plot = sub.add_parser(
+        "plot",
+        help="draw one run's RAM and swap over time from its samples file",
+        description="Draw RAM and swap over time (stacked) from a file written by "
+        "'memwatch run --samples', with the peak and suspected-swapping ranges marked.",
+    )
+    plot.add_argument("samples", metavar="SAMPLES", help="a .csv or .jsonl samples file")
+    plot.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="image to write (.png/.svg/.pdf)"
+    )
     return parser
 
 
@@ -137,15 +328,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(args_list)
         if args.subcommand is None:
             raise UsageError("no command given: memwatch -- CMD [ARGS...] (see 'memwatch --help')")
-        # REMAINDER keeps everything from the command on, '--' included: CMD's own
-        # options and its own '--' reach it untouched.
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
-        return _run(args, command)
+        if args.subcommand in ("run", "sweep"):
+            # REMAINDER keeps everything from the command on, '--' included: CMD's own
+            # options and its own '--' reach it untouched.
+            command = args.command[1:] if args.command[:1] == ["--"] else args.command
+            return _run(args, command) if args.subcommand == "run" else _sweep(args, command)
+        handlers = {"fit": _fit, "predict": _predict, "history": _history, "plot": _plot}
+        return handlers[args.subcommand](args)
     except MemwatchError as err:
         _say(f"memwatch: error: {err}")
         return err.exit_code
-    except KeyboardInterrupt:  # before the command started (e.g. opening a FIFO)
-        _say("memwatch: interrupted before the command started")
+    except BrokenPipeError:  # `memwatch history | head`: the reader has all it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python flushes stdout at exit
+        return 128 + signal.SIGPIPE
+    except KeyboardInterrupt:  # outside a wrapped command (opening a FIFO, a long fit)
+        _say("memwatch: interrupted")
         return 128 + 2
     except OSError as err:  # the last line of defence: one line, no traceback
         _say(f"memwatch: error: {err}")
@@ -187,6 +384,183 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
                 f"{summary.exit_status}; its summary is above)"
             )
             return err.exit_code
+    if args.job is not None:
+        try:
+            History(args.history or default_path()).record(summary, args.job)
+        except HistoryError as err:
+            # Recording is a side effect of --job: the run itself and its status stand.
+            summary = dataclasses.replace(
+                summary, warnings=(*summary.warnings, f"not recorded in the history: {err}")
+            )
     if not args.quiet:
         _say(format_human(summary))
     return summary.exit_status
+
+
+def _advise(args: argparse.Namespace, measurements: list[Measurement], title: str) -> str:
+    """Fit, predict at every --at, draw the plot if asked; returns the report to print."""
+    model = fit(measurements, margin=args.margin)
+    predictions = [predict(model, size, force=args.force) for size in args.at]
+    if args.plot:
+        from .plot import plot_fit  # matplotlib is an optional extra: load it only when asked
+
+        plot_fit(model, predictions, args.plot, title=title)
+    if args.json:
+        return json.dumps(fit_json(model, predictions), indent=2)
+    return format_fit(model, predictions)
+
+
+def _check_fit_outputs(args: argparse.Namespace) -> None:
+    if args.plot:
+        check_writable(args.plot, "--plot")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    _check_fit_outputs(args)
+    measurements = read_runs_csv(args.runs)
+    report = _advise(args, measurements, title=os.path.basename(args.runs))
+    if not args.json:
+        report = format_sizes_table(measurements) + "\n" + report
+    print(report)
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    _check_fit_outputs(args)
+    store = History(args.history or default_path())
+    runs = store.runs(args.job)
+    if not runs:
+        known = store.jobs()
+        raise FitError(
+            f"no runs recorded for job {args.job!r} in {store.path}"
+            + (f" (jobs there: {', '.join(known)})" if known else "")
+            + f"; record some with memwatch sweep --job {args.job} or "
+            f"memwatch run --job {args.job} --size N -- CMD"
+        )
+    measurements = [
+        Measurement(r.size, r.peak_bytes, r.swap_suspected)
+        for r in runs
+        if r.size is not None and r.exit_status == 0
+    ]
+    skipped = len(runs) - len(measurements)
+    report = _advise(args, measurements, title=args.job)
+    if not args.json:
+        report = format_sizes_table(measurements) + "\n" + report
+        if skipped:
+            report += f"\n(not fitted: {skipped} recorded run(s) that failed or had no --size)"
+    print(report)
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    runs = History(args.history or default_path()).runs(args.job)
+    if args.json:
+        for r in runs:
+            print(json.dumps({**dataclasses.asdict(r), "size": json_number(r.size)}))
+        return 0
+    if not runs:
+        _say("memwatch: no runs recorded" + (f" for job {args.job!r}" if args.job else ""))
+        return 0
+    print(f"{'id':>5}  {'recorded (UTC)':19}  {'size':>10}  {'peak':>10}  exit  {'time':>8}  job")
+    for r in runs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.recorded_at))
+        size = "-" if r.size is None else f"{size_text(r.size)}"
+        flag = " (swap suspected)" if r.swap_suspected else ""
+        print(
+            f"{r.id:>5}  {when:19}  {size:>10}  {human_bytes(r.peak_bytes):>10}  "
+            f"{r.exit_status:>4}  {r.duration_s:>7.1f}s  {r.job}{flag}"
+        )
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    check_writable(args.output, "--output")
+    samples = read_samples(args.samples)
+    from .plot import plot_samples  # matplotlib is an optional extra: load it only when asked
+
+    plot_samples(samples, args.output, title=os.path.basename(args.samples))
+    _say(f"memwatch: wrote {args.output}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace, command: list[str]) -> int:
+    if not command:
+        raise UsageError(
+            "no command given: memwatch sweep --sizes 1,2,4 -- CMD ... {size} ... "
+            "(see 'memwatch sweep --help')"
+        )
+    substitute(command, "")  # a missing {size} is a usage error before anything runs
+    _check_fit_outputs(args)
+    largest = max(float(s) for s in args.sizes)
+    for at in args.at:
+        if at / largest > REFUSE_EXTRAPOLATION and not args.force:
+            raise UsageError(
+                f"--at {size_text(at)} is {at / largest:.1f}x the largest size in --sizes "
+                f"({size_text(largest)}); "
+                f"beyond {REFUSE_EXTRAPOLATION:g}x memwatch will not guess: add a larger "
+                "size, or pass --force"
+            )
+    job = args.job or " ".join(command)
+    store = History(args.history or default_path())
+    history_errors: list[str] = []
+
+    def before(index: int, total: int, size: str, rep: int) -> None:
+        again = f", repeat {rep}/{args.repeat}" if args.repeat > 1 else ""
+        _say(f"memwatch: sweep [{index}/{total}] size {size}{again} ...")
+
+    def after(index: int, total: int, run: SweepRun) -> None:
+        s = run.summary
+        _say(
+            f"memwatch: sweep [{index}/{total}] size {run.size_text}: peak "
+            f"{human_bytes(s.peak.total_bytes)} ({s.peak.source}) in {s.duration_s:.1f} s"
+            + ("" if run.ok else f"; FAILED: {describe_ending(s)}")
+        )
+        try:
+            store.record(s, job)
+        except HistoryError as err:
+            if not history_errors:
+                _say(f"memwatch: warning: not recorded in the history: {err}")
+            history_errors.append(str(err))
+
+    # stdout carries only the report or the JSON; the job's own output goes to stderr.
+    runs = sweep(
+        command,
+        args.sizes,
+        args.repeat,
+        job=job,
+        before_run=before,
+        on_run=after,
+        interval_s=args.interval,
+        pss=args.pss,
+        use_cgroup=not args.no_cgroup,
+        forward_signals=True,
+        stdin=subprocess.DEVNULL,
+        stdout=2,  # the job's stdout joins memwatch's stderr
+    )
+    failed = [r for r in runs if not r.ok]
+    notes = [
+        f"size {r.size_text} (repeat {r.repeat}) failed: {describe_ending(r.summary)}; its peak "
+        f"{human_bytes(r.summary.peak.total_bytes)} is only a lower bound and is not fitted"
+        for r in failed
+    ]
+    measured = measurements(runs)
+    if not args.json:
+        print(format_sizes_table(measured) if measured else "no run succeeded")
+        for note in notes:
+            print(f"warning: {note}")
+    stopped = runs[-1].summary.signal if runs[-1].summary.signal in STOPPING_SIGNALS else None
+    if stopped is not None:
+        _say(f"memwatch: sweep stopped after {len(runs)} run(s); they are in the history")
+        return 128 + stopped
+    report = _advise(args, measured, title=job)
+    if args.json:
+        doc = json.loads(report)
+        doc["failed_runs"] = [
+            {"size": json_number(r.size), "repeat": r.repeat, "exit_status": r.summary.exit_status}
+            for r in failed
+        ]
+        report = json.dumps(doc, indent=2)
+    print(report)
+    if not history_errors:
+        _say(f"memwatch: recorded as job {job!r} in {store.path}")
+    return 1 if failed or history_errors else 0

@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import InputError
 from .model import FORMULAS, Measurement, Model, Prediction, ShapeFit
-from .report import human_bytes, json_number
+from .report import human_bytes, json_number, size_text
 
 SCHEMA = "memwatch.fit/1"
 RUNS_COLUMNS = ("size", "peak_bytes")
@@ -75,7 +75,7 @@ def format_sizes_table(measurements: Sequence[Measurement]) -> str:
         peaks = [m.peak_bytes for m in measurements if m.size == size]
         spread = (max(peaks) - min(peaks)) / (sum(peaks) / len(peaks))
         lines.append(
-            f"{size:>12g}  {human_bytes(max(peaks)):>10}  {len(peaks):>4}  "
+            f"{size_text(size):>12}  {human_bytes(max(peaks)):>10}  {len(peaks):>4}  "
             + (f"{spread:.1%}" if len(peaks) > 1 else "-")
         )
     return "\n".join(lines)
@@ -108,7 +108,7 @@ def format_fit(model: Model, predictions: Sequence[Prediction]) -> str:
             else ""
         )
         lines.append(
-            f"at size {p.size:g} ({p.extrapolation_factor:.2g}x the largest measured): "
+            f"at size {size_text(p.size)} ({p.extrapolation_factor:.2g}x the largest measured): "
             f"expected {human_bytes(p.expected_bytes)}{band}; "
             f"provision {human_bytes(p.recommended_bytes)} ({p.recommended_bytes} bytes)"
         )

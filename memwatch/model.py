@@ -17,7 +17,7 @@ from itertools import combinations
 import numpy as np
 
 from .errors import ExtrapolationRefused, FitError
-from .report import human_bytes
+from .report import human_bytes, size_text
 
 DEFAULT_MARGIN = 0.10  # the classic recipe's 10 %, kept so the numbers compare
 WARN_EXTRAPOLATION = 4.0
@@ -30,7 +30,7 @@ FEW_SIZES = 5
 # there still wins. In benchmarks/fit_accuracy.py, 4 gave a lower median but under-
 # provisioned more; 7 under-provisioned none.
 PLAUSIBLE_DELTA_AICC = 7.0
-# Where AICc is undefined (runs <= parameters + 1), a shape is plausible while its
+# With too few runs for AICc (runs <= parameters + 1), a shape is plausible while its
 # leave-one-out error is within this factor of the best's plus a slack.
 PLAUSIBLE_FACTOR = 2.0
 PLAUSIBLE_SLACK = 0.02
@@ -83,16 +83,22 @@ class ShapeFit:
     def describe(self) -> str:
         """The fitted parameters in words a person can check, e.g. '96 MiB + 78 KiB per unit'."""
         a, *rest = self.params
-        base = human_bytes(round(a))
-        if self.shape == "constant":
-            return f"{base} whatever the size"
-        if self.shape == "linear":
-            return f"{base} + {_coefficient(rest[0])} per unit of size"
-        if self.shape == "nlogn":
-            return f"{base} + {_coefficient(rest[0])} x size x ln(size)"
         if self.shape == "power":
-            return f"{base} + {_coefficient(rest[0])} x size^{rest[1]:.2f}"
-        return f"{base} + {_coefficient(rest[0])} x size + {_coefficient(rest[1])} x size^2"
+            terms = [(rest[0], f" x size^{rest[1]:.2f}")]
+        else:
+            words = {
+                "constant": [],
+                "linear": [" per unit of size"],
+                "nlogn": [" x size x ln(size)"],
+                "quadratic": [" x size", " x size^2"],
+            }
+            terms = list(zip(rest, words[self.shape], strict=True))
+        growth = [f"{_coefficient(c)}{word}" for c, word in terms if c > 0]
+        return (
+            " + ".join([human_bytes(round(a)), *growth])
+            if growth
+            else (f"{human_bytes(round(a))} whatever the size")
+        )
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,8 @@ def _least_squares(
             solution, *_ = np.linalg.lstsq(design, y / y_scale, rcond=None)
             if any(solution[1:] < 0):
                 continue
+            # Round-off from an exact fit (1e-12 B per unit) is zero, not a term to print.
+            solution[1:][solution[1:] < 1e-9] = 0.0
             error = float(np.sum((design @ solution - y / y_scale) ** 2)) * y_scale**2
             if best is None or error < best[1] * (1 - 1e-12):
                 coefficients = [0.0] * len(columns)
@@ -277,7 +285,9 @@ def fit(measurements: Sequence[Measurement], margin: float = DEFAULT_MARGIN) -> 
         if not (math.isfinite(m.size) and m.size >= 0):
             raise FitError(f"size must be a finite number >= 0 (got {m.size})")
         if m.peak_bytes <= 0:
-            raise FitError(f"peak must be > 0 bytes (got {m.peak_bytes} at size {m.size:g})")
+            raise FitError(
+                f"peak must be > 0 bytes (got {m.peak_bytes} at size {size_text(m.size)})"
+            )
     x = np.array([m.size for m in measurements], dtype=float)
     y = np.array([m.peak_bytes for m in measurements], dtype=float)
     distinct = len(np.unique(x))
@@ -291,25 +301,30 @@ def fit(measurements: Sequence[Measurement], margin: float = DEFAULT_MARGIN) -> 
         shapes.insert(2, "nlogn")
     candidates = [_fit_candidate(s, x, y) for s in shapes if distinct >= _parameter_count(s)]
     noise = _noise(x, y)
-    best_aicc = min((c.aicc for c in candidates if c.aicc is not None), default=None)
+    # AICc compares shapes only when it is defined for all of them (runs > parameters + 1).
+    by_aicc = all(c.aicc is not None for c in candidates)
+    best_aicc = min(c.aicc or 0.0 for c in candidates) if by_aicc else 0.0
     best_loo = min((c.loo_error for c in candidates if c.loo_error is not None), default=None)
 
     def plausible(c: ShapeFit) -> bool:
-        if c.aicc is not None and best_aicc is not None:
-            return c.aicc - best_aicc <= PLAUSIBLE_DELTA_AICC
+        if by_aicc:
+            return (c.aicc or 0.0) - best_aicc <= PLAUSIBLE_DELTA_AICC
         if c.loo_error is None or best_loo is None:
             return True  # too few sizes to rule it out
         limit = PLAUSIBLE_FACTOR * best_loo + PLAUSIBLE_SLACK + NOISE_WIDENING * (noise or 0)
         return c.loo_error <= limit
 
-    # Best first: plausible before ruled out, then by AICc, then by leave-one-out error;
-    # ties go to fewer parameters and then to the simpler shape.
+    def score(c: ShapeFit) -> float:
+        value = c.aicc if by_aicc else c.loo_error
+        return math.inf if value is None else round(value, 4)
+
+    # Best first: plausible before ruled out, then by score; ties go to fewer parameters
+    # and then to the simpler shape.
     ranked = sorted(
         (dataclasses.replace(c, plausible=plausible(c)) for c in candidates),
         key=lambda c: (
             not c.plausible,
-            math.inf if c.aicc is None else round(c.aicc, 3),
-            math.inf if c.loo_error is None else round(c.loo_error, 4),
+            score(c),
             _parameter_count(c.shape),
             shapes.index(c.shape),
         ),
@@ -337,7 +352,7 @@ def _model_warnings(
     if swapped:
         warnings.append(
             "suspected swapping (resident-memory plateau) in the runs at size "
-            + ", ".join(f"{s:g}" for s in swapped)
+            + ", ".join(f"{size_text(s)}" for s in swapped)
             + ": those peaks count swap, but the job may behave differently with room"
         )
     return tuple(warnings)
@@ -350,7 +365,8 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
     factor = size / model.max_size
     if factor > REFUSE_EXTRAPOLATION and not force:
         raise ExtrapolationRefused(
-            f"size {size:g} is {factor:.1f}x the largest measured size ({model.max_size:g}); "
+            f"size {size_text(size)} is {factor:.1f}x the largest measured size "
+            f"({size_text(model.max_size)}); "
             f"beyond {REFUSE_EXTRAPOLATION:g}x memwatch will not guess: measure a larger "
             "size, or pass --force to accept a guess"
         )
@@ -377,14 +393,15 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
     if factor > WARN_EXTRAPOLATION:
         warnings.append(
             f"extrapolating {factor:.1f}x beyond the largest measured size "
-            f"({model.max_size:g}): errors grow fast out there; measure nearer to {size:g}"
+            f"({size_text(model.max_size)}): errors grow fast out there; "
+            f"measure nearer to {size_text(size)}"
         )
     if expected > 0 and (high - low) / expected > model.margin and len(predictions) > 1:
         ordered = sorted(predictions.items(), key=lambda kv: kv[1])
         spread = ", ".join(f"{FORMULAS[name]} {human_bytes(round(v))}" for name, v in ordered)
         warnings.append(
             f"plausible shapes disagree by more than the {model.margin:.0%} margin at "
-            f"size {size:g} ({spread}); the recommendation covers the highest"
+            f"size {size_text(size)} ({spread}); the recommendation covers the highest"
         )
     return Prediction(
         size=size,
@@ -399,4 +416,4 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
 
 def _coefficient(value: float) -> str:
     """Bytes per unit can be far below one byte: keep three significant digits then."""
-    return human_bytes(round(value)) if abs(value) >= 1024 else f"{value:.3g} B"
+    return human_bytes(round(value)) if abs(value) >= 1024 else f"{value:.4g} B"

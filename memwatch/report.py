@@ -37,7 +37,12 @@ def human_bytes(n: int | None) -> str:
 
 def json_number(x: float | None) -> float | int | None:
     """A size as JSON: 2000.0 -> 2000, so scripts see the number the user typed."""
-    return int(x) if x is not None and x.is_integer() and abs(x) < 2**53 else x
+    return int(x) if x is not None and float(x).is_integer() and abs(x) < 2**53 else x
+
+
+def size_text(x: float) -> str:
+    """A size for people: 1000000.0 -> '1000000', 2.5 -> '2.5'."""
+    return str(json_number(x))
 
 
 def format_human(s: RunSummary) -> str:
@@ -65,7 +70,7 @@ def format_human(s: RunSummary) -> str:
         f"{s.duration_s:.2f} s; {describe_ending(s)}",
     ]
     if s.job is not None or s.size is not None:
-        lines.append(f"  job {s.job or '-'}, size {'-' if s.size is None else f'{s.size:g}'}")
+        lines.append(f"  job {s.job or '-'}, size {'-' if s.size is None else size_text(s.size)}")
     lines += [f"warning: {w}" for w in s.warnings]
     return "\n".join("memwatch: " + line for line in lines)
 
@@ -210,9 +215,6 @@ class SampleWriter:
 
 
 SAMPLES_HINT = "expected a samples file written by memwatch run --samples"
-# Not written by SampleWriter, but read when a file has it (a hand-made or future file):
-# the plateau detector uses it to see system-wide swapping.
-OPTIONAL_SAMPLE_FIELDS = ("system_swapout_bytes",)
 
 
 def read_samples(path: str) -> list[Sample]:
@@ -317,7 +319,10 @@ def _jsonl_rows(path: str, lines: _Lines) -> Iterator[_Row]:
         try:
             record = json.loads(text)
         except ValueError as err:
-            reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
+            reason = str(err)
+            if isinstance(err, json.JSONDecodeError):  # "Expecting value", "... at": add where
+                where = "" if err.msg.endswith(" at") else " at"
+                reason = f"{err.msg}{where} column {err.colno}"
             error = InputError(
                 f"{path}:{lines.number}: not valid JSON ({reason}); fix or delete that line"
             )
@@ -381,6 +386,8 @@ def _sample(path: str, line: int, fields: dict[str, Any], before: Sample | None)
         swap_bytes=swap,
         pss_bytes=integer("pss_bytes", nullable=True),
         processes=processes,
+        # Not written by SampleWriter, but read when a file has it (made by hand or by a
+        # later version): the plateau detector uses it to see system-wide swapping.
         system_swapout_bytes=integer("system_swapout_bytes", nullable=True),
     )
 

@@ -61,7 +61,7 @@ def test_human_summary_prefixes_every_line_and_lists_warnings_last(run_summary):
 
 
 def test_human_summary_names_job_and_size_when_given(run_summary):
-    assert "job train, size 1e+06" in format_human(run_summary(job="train", size=1e6))
+    assert "job train, size 1000000" in format_human(run_summary(job="train", size=1e6))
     assert "size" not in format_human(run_summary(job=None, size=None))
 
 
