@@ -60,3 +60,15 @@ class FitError(MemwatchError):
 
 class ExtrapolationRefused(FitError):
     """A target size too far beyond the measured sizes, asked without ``force``."""
+
+
+class HistoryError(MemwatchError):
+    """The run history cannot be read or written; the measurement itself is not lost."""
+
+    exit_code = 1
+
+
+class InputError(MemwatchError):
+    """A file given to memwatch (runs CSV, samples file) cannot be used; exit 1."""
+
+    exit_code = 1
