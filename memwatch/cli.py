@@ -12,13 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .errors import FitError, HistoryError, MemwatchError, OutputError, UsageError
-from .fitreport import fit_json, format_fit, format_sizes_table, read_runs_csv
 from .history import DEFAULT_ENV, History, default_path
-from .model import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION, Measurement, fit, predict
+from .limits import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION
 from .report import (
     SampleWriter,
     check_writable,
@@ -31,7 +30,10 @@ from .report import (
     write_json,
 )
 from .run import interval_problem, measure
-from .sweep import STOPPING_SIGNALS, SweepRun, measurements, substitute, sweep
+from .sweep import STOPPING_SIGNALS, SweepRun, substitute, sweep
+
+if TYPE_CHECKING:
+    from .model import Measurement
 
 SUBCOMMANDS = ("run", "sweep", "fit", "predict", "history", "plot")
 
@@ -397,8 +399,15 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
     return summary.exit_status
 
 
+# The fitting commands import numpy (model.py) when they run, not when memwatch starts:
+# wrapping a job with `memwatch run` must stay light.
+
+
 def _advise(args: argparse.Namespace, measurements: list[Measurement], title: str) -> str:
     """Fit, predict at every --at, draw the plot if asked; returns the report to print."""
+    from .fitreport import fit_json, format_fit
+    from .model import fit, predict
+
     model = fit(measurements, margin=args.margin)
     predictions = [predict(model, size, force=args.force) for size in args.at]
     if args.plot:
@@ -416,6 +425,8 @@ def _check_fit_outputs(args: argparse.Namespace) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from .fitreport import format_sizes_table, read_runs_csv
+
     _check_fit_outputs(args)
     measurements = read_runs_csv(args.runs)
     report = _advise(args, measurements, title=os.path.basename(args.runs))
@@ -426,6 +437,9 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from .fitreport import format_sizes_table
+    from .model import Measurement
+
     _check_fit_outputs(args)
     store = History(args.history or default_path())
     runs = store.runs(args.job)
@@ -543,7 +557,15 @@ def _sweep(args: argparse.Namespace, command: list[str]) -> int:
         f"{human_bytes(r.summary.peak.total_bytes)} is only a lower bound and is not fitted"
         for r in failed
     ]
-    measured = measurements(runs)
+    from .fitreport import format_sizes_table
+    from .model import Measurement
+
+    # A failed run's peak is only a lower bound: only successful runs are fitted.
+    measured = [
+        Measurement(r.size, r.summary.peak.total_bytes, r.summary.swap_suspected)
+        for r in runs
+        if r.ok
+    ]
     if not args.json:
         print(format_sizes_table(measured) if measured else "no run succeeded")
         for note in notes:

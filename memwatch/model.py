@@ -17,11 +17,9 @@ from itertools import combinations
 import numpy as np
 
 from .errors import ExtrapolationRefused, FitError
+from .limits import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION, WARN_EXTRAPOLATION
 from .report import human_bytes, size_text
 
-DEFAULT_MARGIN = 0.10  # the classic recipe's 10 %, kept so the numbers compare
-WARN_EXTRAPOLATION = 4.0
-REFUSE_EXTRAPOLATION = 16.0
 FEW_SIZES = 5
 # A shape is plausible while its AICc is within 7 of the best (Burnham & Anderson,
 # "Model Selection and Multimodel Inference", 2002, sec. 2.6: beyond 4-7 a model has

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UsageError
-from .model import Measurement
 from .run import measure
 from .types import RunSummary
 
@@ -81,12 +80,3 @@ def sweep(
         if summary.signal in STOPPING_SIGNALS:
             break
     return runs
-
-
-def measurements(runs: Sequence[SweepRun]) -> list[Measurement]:
-    """The successful runs as fit input; a failed run's peak is only a lower bound."""
-    return [
-        Measurement(r.size, r.summary.peak.total_bytes, r.summary.swap_suspected)
-        for r in runs
-        if r.ok
-    ]

@@ -1,0 +1,9 @@
+"""The advice limits shared by the model and the command line.
+
+Kept apart from model.py so that the CLI can show them without importing numpy: a plain
+`memwatch run` must stay light (numpy alone adds ~14 MiB to memwatch's own peak).
+"""
+
+DEFAULT_MARGIN = 0.10  # the classic recipe's 10 %, kept so the numbers compare
+WARN_EXTRAPOLATION = 4.0  # beyond this many times the largest measured size: a warning
+REFUSE_EXTRAPOLATION = 16.0  # beyond this: no prediction without --force
