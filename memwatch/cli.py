@@ -411,7 +411,7 @@ def _advise(args: argparse.Namespace, measurements: list[Measurement], title: st
     model = fit(measurements, margin=args.margin)
     predictions = [predict(model, size, force=args.force) for size in args.at]
     if args.plot:
-        from .plot import plot_fit  # matplotlib is an optional extra: load it only when asked
+        from .plot import plot_fit
 
         plot_fit(model, predictions, args.plot, title=title)
     if args.json:
@@ -420,8 +420,11 @@ def _advise(args: argparse.Namespace, measurements: list[Measurement], title: st
 
 
 def _check_fit_outputs(args: argparse.Namespace) -> None:
+    """A plot that cannot be drawn (suffix, matplotlib, directory) fails before any work."""
     if args.plot:
-        check_writable(args.plot, "--plot")
+        from .plot import check_plot_path
+
+        check_plot_path(args.plot)
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -488,10 +491,10 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    check_writable(args.output, "--output")
-    samples = read_samples(args.samples)
-    from .plot import plot_samples  # matplotlib is an optional extra: load it only when asked
+    from .plot import check_plot_path, plot_samples
 
+    check_plot_path(args.output, "--output")
+    samples = read_samples(args.samples)
     plot_samples(samples, args.output, title=os.path.basename(args.samples))
     _say(f"memwatch: wrote {args.output}")
     return 0

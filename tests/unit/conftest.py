@@ -546,3 +546,11 @@ def run_summary() -> Callable[..., RunSummary]:
         return RunSummary(**fields)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def private_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test writes to the user's own run history."""
+    path = tmp_path / "history.sqlite"
+    monkeypatch.setenv("MEMWATCH_HISTORY", str(path))
+    return path

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -28,13 +29,6 @@ def runs_csv(tmp_path):
     rows = ["size,peak_bytes"] + [f"{n},{quadratic(n)}" for n in (500, 1000, 1500, 2000, 2500)]
     path.write_text("\n".join(rows) + "\n")
     return str(path)
-
-
-@pytest.fixture(autouse=True)
-def history_path(tmp_path, monkeypatch):
-    path = tmp_path / "history.sqlite"
-    monkeypatch.setenv("MEMWATCH_HISTORY", str(path))
-    return path
 
 
 def one_line_error(capsys, code, expected_code=1):
@@ -131,9 +125,7 @@ def record(run_summary, job, size, peak, **changes):
 
 
 def str_history():
-    import os
-
-    return os.environ["MEMWATCH_HISTORY"]
+    return os.environ["MEMWATCH_HISTORY"]  # set for every unit test by conftest.py
 
 
 def test_predict_fits_the_successful_sized_runs_of_the_job(capsys, run_summary):
