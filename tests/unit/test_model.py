@@ -179,3 +179,80 @@ def test_parameters_read_as_words():
     assert model.best.describe() == "96.0 MiB + 781.2 KiB per unit of size"
     tiny = fit(measured(lambda n: 10 * MiB + 0.5 * n, [1e6, 2e6, 3e6, 4e6, 5e6]))
     assert tiny.best.describe() == "10.0 MiB + 0.5 B per unit of size"
+
+
+# Peaks measured by benchmarks/fit_accuracy.py (cgroup peaks, one run per train size; the
+# held-out peak is the largest of 3 runs): (train runs, held-out runs at 2x, 4x, 8x).
+REAL_RUNS = {
+    "linear": (
+        [
+            (500000, 45912064),
+            (1000000, 74432512),
+            (1500000, 102834176),
+            (2000000, 131350528),
+            (2500000, 160075776),
+        ],
+        [(5000000, 302841856), (10000000, 588296192), (20000000, 1159700480)],
+    ),
+    "nlogn": (
+        [
+            (250000, 51240960),
+            (500000, 89112576),
+            (750000, 129163264),
+            (1000000, 169103360),
+            (1250000, 211005440),
+        ],
+        [(2500000, 424456192), (5000000, 871948288), (10000000, 1806651392)],
+    ),
+    "quadratic": (
+        [(400, 41619456), (800, 47558656), (1200, 56877056), (1600, 70602752), (2000, 87883776)],
+        [(4000, 232247296), (8000, 809590784), (16000, 3118030848)],
+    ),
+    "fillin": (
+        [(20, 36507648), (40, 37834752), (60, 39841792), (80, 43384832), (100, 48054272)],
+        [(200, 93618176), (400, 305156096), (800, 1278668800)],
+    ),
+    "dense": (
+        [(100, 17661952), (200, 19623936), (300, 21794816), (400, 25411584), (500, 29224960)],
+        [(1000, 61337600), (2000, 184385536), (4000, 670433280)],
+    ),
+    "streaming": (
+        [(10, 9535488), (20, 9535488), (30, 9592832), (40, 9297920), (50, 9535488)],
+        [(100, 9535488), (200, 9416704), (400, 9535488)],
+    ),
+    "baseline": (
+        [(100, 64016384), (200, 64413696), (300, 64430080), (400, 64679936), (500, 64671744)],
+        [(1000, 65114112), (2000, 65933312), (4000, 68059136)],
+    ),
+    "upscale": (
+        [(1, 37879808), (2, 39575552), (3, 43184128), (4, 47296512), (5, 52445184)],
+        [(10, 96751616), (20, 274259968), (40, 983461888)],
+    ),
+}
+
+
+@pytest.mark.parametrize("workload", sorted(REAL_RUNS))
+def test_real_workloads_are_never_under_provisioned(workload):
+    train, held_out = REAL_RUNS[workload]
+    model = fit([Measurement(size, peak) for size, peak in train])
+    for size, truth in held_out:
+        p = predict(model, size)
+        assert truth <= p.recommended_bytes <= 1.6 * truth, (size, p, model.plausible)
+        assert (p.extrapolation_factor <= 4) == (not any("extrapolating" in w for w in p.warnings))
+
+
+def test_growth_the_runs_do_not_show_is_not_extrapolated():
+    # A streaming job: flat within 0.2 %. A curve fitted to that scatter with k -> 3
+    # would recommend gigabytes at 8x.
+    truth, sizes = SHAPES["constant"]
+    model = fit(measured(truth, sizes, noise=0.002, seed=4))
+    assert all(
+        s.predict(40) <= 1.01 * max(m.peak_bytes for m in model.measurements) for s in model.shapes
+    )
+    assert predict(model, 40).recommended_bytes <= 1.15 * truth(40)
+
+
+def test_the_fitted_exponent_stays_at_or_below_cubic():
+    model = fit(measured(lambda n: 10 * MiB + n**4, [10, 20, 30, 40, 50]))
+    power = next(s for s in model.shapes if s.shape == "power")
+    assert power.params[2] <= 3.0
