@@ -46,7 +46,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from memwatch.errors import MemwatchError  # noqa: E402
-from memwatch.model import WARN_EXTRAPOLATION, Measurement, fit, predict  # noqa: E402
+from memwatch.limits import WARN_EXTRAPOLATION  # noqa: E402
+from memwatch.model import Measurement, fit, predict  # noqa: E402
 from memwatch.run import measure  # noqa: E402
 
 SCRIPT = os.path.join(REPO, "examples", "workloads.py")

@@ -64,8 +64,9 @@ Run CMD once per size (and repetition) with {size} replaced by the size, each un
 same true-peak measurement as 'memwatch run'. Every run is recorded in the history as it
 ends. Then print one line per size, the fitted shape of growth in words, and for each
 --at size the expected peak and the memory to provision. A failed run is reported with
-its size and exit status and the others are still fitted. The job's stdout goes to
-memwatch's stderr, so stdout holds only the report (or the JSON with --json)."""
+its size and exit status and the others are still fitted. The job's stdin is /dev/null
+and its stdout goes to memwatch's stderr, so stdout holds only the report (or the JSON
+with --json)."""
 
 FIT_EPILOG = """\
 how the recommendation is made:
