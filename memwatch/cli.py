@@ -30,7 +30,7 @@ from .report import (
     write_json,
 )
 from .run import interval_problem, measure
-from .sweep import STOPPING_SIGNALS, SweepRun, substitute, sweep
+from .sweep import SweepRun, substitute, sweep
 
 if TYPE_CHECKING:
     from .model import Measurement
@@ -574,7 +574,7 @@ def _sweep(args: argparse.Namespace, command: list[str]) -> int:
         print(format_sizes_table(measured) if measured else "no run succeeded")
         for note in notes:
             print(f"warning: {note}")
-    stopped = runs[-1].summary.signal if runs[-1].summary.signal in STOPPING_SIGNALS else None
+    stopped = runs[-1].stopping_signal
     if stopped is not None:
         _say(f"memwatch: sweep stopped after {len(runs)} run(s); they are in the history")
         return 128 + stopped

@@ -12,8 +12,9 @@ from .run import measure
 from .types import RunSummary
 
 PLACEHOLDER = "{size}"
-# A run that died from one of these was most likely stopped by the user (Ctrl-C, kill,
-# logout): the sweep stops there instead of starting the next size.
+# A run that died from one of these (or exited 128+N, as a shell script that traps them
+# does) was most likely stopped by the user (Ctrl-C, kill, logout): the sweep stops
+# there instead of starting the next size.
 STOPPING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
@@ -32,6 +33,12 @@ class SweepRun:
     @property
     def ok(self) -> bool:
         return self.summary.exit_status == 0
+
+    @property
+    def stopping_signal(self) -> int | None:
+        """The signal that stopped this run (and so the sweep), if one did."""
+        number = self.summary.exit_status - 128
+        return number if number in STOPPING_SIGNALS else None
 
 
 def substitute(command: Sequence[str], size_text: str) -> list[str]:
@@ -77,6 +84,6 @@ def sweep(
         runs.append(run)
         if on_run:
             on_run(index, total, run)
-        if summary.signal in STOPPING_SIGNALS:
+        if run.stopping_signal is not None:
             break
     return runs

@@ -250,3 +250,22 @@ def _summary(kwargs):
         job=kwargs["job"],
         size=kwargs["size"],
     )
+
+
+@pytest.mark.parametrize(
+    "ending", [{"exit_code": None, "signal": 2}, {"exit_code": 130, "signal": None}]
+)
+def test_a_run_stopped_by_ctrl_c_stops_the_sweep_and_keeps_the_runs(capsys, monkeypatch, ending):
+    calls = []
+
+    def fake_measure(command, **kwargs):
+        calls.append(command)
+        stopped = len(calls) == 2
+        return dataclasses.replace(_summary(kwargs), **(ending if stopped else {}))
+
+    monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
+    code = cli.main(["sweep", "--sizes", "1,2,3", "--job", "j", "--", "x", "{size}"])
+    _, err = capsys.readouterr()
+    assert code == 130 and len(calls) == 2
+    assert "sweep stopped after 2 run(s); they are in the history" in err
+    assert [r.exit_status for r in History(str_history()).runs("j")] == [0, 130]
