@@ -220,7 +220,6 @@ def test_sweep_substitutes_sizes_as_typed_and_fits_only_successes(capsys, monkey
             peak=Peak(round(10 * MiB + 1000 * size), 0, 0, None, None, "cgroup"),
         )
 
-    monkeypatch.setattr(cli, "sweep", cli.sweep)  # the real sweep, with a fake measure
     monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
     code = cli.main(["sweep", "--sizes", "1000,2e3,3000,4e3", "--job", "j", "--", "x", "n={size}"])
     out, err = capsys.readouterr()
