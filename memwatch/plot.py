@@ -144,16 +144,11 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
             zorder=7,
             label=f"recommended (highest plausible + {model.margin:.0%})" if i == 0 else None,
         )
-        ax.annotate(
+        _callout(
+            ax,
             f"size {_size_text(p.size)}\nprovision {human_bytes(p.recommended_bytes)}",
-            xy=(p.size, p.recommended_bytes),
-            xytext=(-4 if room_left else 4, 7),
-            textcoords="offset points",
-            ha="right" if room_left else "left",
-            va="bottom",
-            fontsize=9,
-            color=ADVICE_COLOUR,
-            bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none"},
+            (p.size, p.recommended_bytes),
+            (-4 if room_left else 4, 7),
             zorder=8,
         )
 
@@ -261,16 +256,11 @@ def samples_figure(samples: Sequence[Sample], title: str | None = None) -> Figur
         clip_on=False,
     )
     right_half = peak.at_s / scale > (t[0] + t[-1]) / 2
-    ax.annotate(
+    _callout(
+        ax,
         f"peak {human_bytes(peak.total_bytes)} at {_time_text(peak.at_s, scale, unit)}",
-        xy=(peak.at_s / scale, peak.total_bytes),
-        xytext=(-8 if right_half else 8, 12),
-        textcoords="offset points",
-        ha="right" if right_half else "left",
-        va="bottom",
-        fontsize=9,
-        color=ADVICE_COLOUR,
-        bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none"},
+        (peak.at_s / scale, peak.total_bytes),
+        (-8 if right_half else 8, 12),
         zorder=7,
     )
 
@@ -369,6 +359,24 @@ def _save(figure: Figure, path: str, fmt: str) -> None:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
+
+
+def _callout(
+    ax: Axes, text: str, xy: tuple[float, float], offset: tuple[float, float], zorder: int
+) -> None:
+    """A red label beside a marked point, on the side with room (offset < 0: left of it)."""
+    ax.annotate(
+        text,
+        xy=xy,
+        xytext=offset,
+        textcoords="offset points",
+        ha="right" if offset[0] < 0 else "left",
+        va="bottom",
+        fontsize=9,
+        color=ADVICE_COLOUR,
+        bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": "none"},
+        zorder=zorder,
+    )
 
 
 def _legend_below(ax: Axes) -> None:

@@ -183,6 +183,7 @@ def test_run_with_a_job_is_recorded_and_a_broken_history_does_not_cost_the_statu
 
 
 def kw_of(kwargs):
+    """The job and size that measure() was asked to record."""
     return {"job": kwargs["job"], "size": kwargs["size"]}
 
 
@@ -207,7 +208,7 @@ def test_sweep_usage_errors_start_nothing(capsys, tmp_path):
     )
 
 
-def test_sweep_substitutes_sizes_as_typed_and_fits_only_successes(capsys, monkeypatch):
+def test_sweep_substitutes_sizes_as_typed_and_fits_only_successes(capsys, monkeypatch, run_summary):
     calls = []
 
     def fake_measure(command, **kwargs):
@@ -215,7 +216,7 @@ def test_sweep_substitutes_sizes_as_typed_and_fits_only_successes(capsys, monkey
         size = kwargs["size"]
         failed = size == 4e3
         return dataclasses.replace(
-            _summary(kwargs),
+            run_summary(**kw_of(kwargs)),
             exit_code=1 if failed else 0,
             peak=Peak(round(10 * MiB + 1000 * size), 0, 0, None, None, "cgroup"),
         )
@@ -231,36 +232,18 @@ def test_sweep_substitutes_sizes_as_typed_and_fits_only_successes(capsys, monkey
     assert [r.size for r in History(str_history()).runs("j")] == [1000.0, 2000.0, 3000.0, 4000.0]
 
 
-def _summary(kwargs):
-    from memwatch.types import Bounds, RunSummary
-
-    return RunSummary(
-        command=("x",),
-        exit_code=0,
-        signal=None,
-        oom_killed=False,
-        duration_s=0.1,
-        interval_s=0.1,
-        samples=1,
-        peak=Peak(MiB, MiB, 0, None, None, "cgroup"),
-        bounds=Bounds(MiB, MiB),
-        ru_maxrss_bytes=None,
-        swap_suspected=False,
-        job=kwargs["job"],
-        size=kwargs["size"],
-    )
-
-
 @pytest.mark.parametrize(
     "ending", [{"exit_code": None, "signal": 2}, {"exit_code": 130, "signal": None}]
 )
-def test_a_run_stopped_by_ctrl_c_stops_the_sweep_and_keeps_the_runs(capsys, monkeypatch, ending):
+def test_a_run_stopped_by_ctrl_c_stops_the_sweep_and_keeps_the_runs(
+    capsys, monkeypatch, run_summary, ending
+):
     calls = []
 
     def fake_measure(command, **kwargs):
         calls.append(command)
         stopped = len(calls) == 2
-        return dataclasses.replace(_summary(kwargs), **(ending if stopped else {}))
+        return run_summary(**kw_of(kwargs), **(ending if stopped else {}))
 
     monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
     code = cli.main(["sweep", "--sizes", "1,2,3", "--job", "j", "--", "x", "{size}"])
