@@ -19,7 +19,11 @@ import time
 
 from .errors import CgroupUnavailable
 from .procfs import PROC, flat_keyed
-from .types import CgroupPeak
+from .types import CgroupPeak, MemoryLimit
+
+# cgroup v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 bytes with
+# 4 KiB pages): anything this large is no limit. v2 says "max".
+UNLIMITED_BYTES = 1 << 62
 
 
 def _read_text(path: str) -> str:
@@ -59,6 +63,38 @@ def find_memory_cgroup(procfs: str = PROC) -> tuple[int, str]:
         if fstype == "cgroup2" and v2_path is not None and v1_path is None:
             return 2, _join(mountpoint, root, v2_path)
     raise CgroupUnavailable("no memory cgroup hierarchy is mounted")
+
+
+def memory_limit(procfs: str = PROC) -> MemoryLimit | None:
+    """The smallest memory limit on this process's cgroup and its ancestors; None if none.
+
+    Limits are hierarchical: a job in a container or a batch allocation is OOM-killed at
+    the tightest limit above it, wherever in the tree that is set.
+    """
+    try:
+        version, path = find_memory_cgroup(procfs)
+    except CgroupUnavailable:
+        return None
+    limit_file, usage_file = (
+        ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        if version == 1
+        else ("memory.max", "memory.current")
+    )
+    tightest = None
+    while True:
+        try:
+            text = _read_text(os.path.join(path, limit_file)).strip()
+            limit = UNLIMITED_BYTES if text == "max" else int(text)
+            if limit < UNLIMITED_BYTES and (tightest is None or limit < tightest.limit_bytes):
+                usage = int(_read_text(os.path.join(path, usage_file)))
+                tightest = MemoryLimit(version, path, limit, usage)
+        except (OSError, ValueError):
+            pass  # no memory controller at this level (or above the mount): look further up
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return tightest
 
 
 def _join(mountpoint: str, mount_root: str, path: str) -> str:

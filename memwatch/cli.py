@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
+from .cgroup import memory_limit
 from .errors import FitError, HistoryError, MemwatchError, OutputError, UsageError
 from .history import DEFAULT_ENV, History, default_path
 from .limits import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION
+from .procfs import read_meminfo
 from .report import (
     SampleWriter,
     check_writable,
@@ -25,6 +27,7 @@ from .report import (
     format_human,
     human_bytes,
     json_number,
+    parse_bytes,
     read_samples,
     size_text,
     write_json,
@@ -147,6 +150,13 @@ def _margin(text: str) -> float:
     return value
 
 
+def _memory(text: str) -> int:
+    try:
+        return parse_bytes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--interval",
@@ -195,6 +205,20 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         "--force",
         action="store_true",
         help=f"predict even beyond {REFUSE_EXTRAPOLATION:g}x the largest measured size",
+    )
+    p.add_argument(
+        "--budget",
+        type=_memory,
+        metavar="MEM",
+        help="memory to plan for, e.g. 16GiB, 512M, 200GB (default: the cgroup memory limit "
+        "over memwatch if one is set, else this machine's RAM): says whether each --at size "
+        "fits and how many run at once",
+    )
+    p.add_argument(
+        "--max-size-for",
+        type=_memory,
+        metavar="MEM",
+        help="also find the largest input size whose recommended allocation fits in MEM",
     )
     p.add_argument("--json", action="store_true", help="print the fit as JSON on stdout")
     p.add_argument(
@@ -408,16 +432,22 @@ def _advise(args: argparse.Namespace, measurements: list[Measurement], title: st
     """Fit, predict at every --at, draw the plot if asked; returns the report to print."""
     from .fitreport import fit_json, format_fit
     from .model import fit, predict
+    from .planning import choose_budget, plan
 
     model = fit(measurements, margin=args.margin)
     predictions = [predict(model, size, force=args.force) for size in args.at]
+    try:
+        budget = choose_budget(args.budget, read_meminfo(), memory_limit())
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    answers = plan(model, predictions, budget, args.max_size_for, args.force)
     if args.plot:
         from .plot import plot_fit
 
         plot_fit(model, predictions, args.plot, title=title)
     if args.json:
-        return json.dumps(fit_json(model, predictions), indent=2)
-    return format_fit(model, predictions)
+        return json.dumps(fit_json(model, predictions, answers), indent=2)
+    return format_fit(model, predictions, answers)
 
 
 def _check_fit_outputs(args: argparse.Namespace) -> None:

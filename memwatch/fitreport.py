@@ -9,6 +9,7 @@ from typing import Any
 
 from .errors import InputError
 from .model import FORMULAS, Measurement, Model, Prediction, ShapeFit
+from .planning import Budget, MaxSize, Plan, Verdict
 from .report import human_bytes, json_number, size_text
 
 SCHEMA = "memwatch.fit/1"
@@ -86,8 +87,46 @@ def _shape_line(s: ShapeFit) -> str:
     return f"{FORMULAS[s.shape]}: {s.describe()}; leave-one-out error {score}"
 
 
-def format_fit(model: Model, predictions: Sequence[Prediction]) -> str:
-    """The fitted shape in words, the other plausible shapes, and advice per target size."""
+BUDGET_SOURCES = {
+    "--budget": "--budget",
+    "cgroup limit": "the cgroup memory limit over memwatch",
+    "machine RAM": "this machine's RAM",
+}
+
+
+def _budget_text(b: Budget) -> str:
+    return f"{human_bytes(b.total_bytes)} ({BUDGET_SOURCES[b.source]})"
+
+
+def _verdict_line(v: Verdict, b: Budget) -> str:
+    budget = human_bytes(b.total_bytes)
+    if not v.fits:
+        return f"  does NOT fit in the {budget} budget: {human_bytes(-v.headroom_bytes)} short"
+    room = (
+        f"{v.parallel_tasks} at once"
+        if b.available_bytes is None
+        else f"{v.parallel_tasks} at once in the {human_bytes(b.available_bytes)} free now"
+    )
+    return f"  fits in the {budget} budget with {human_bytes(v.headroom_bytes)} to spare; {room}"
+
+
+def _max_size_line(m: MaxSize, what: str) -> list[str]:
+    if m.size is None:
+        return [
+            f"{what}: none; even size 0 needs {human_bytes(m.recommended_bytes)} "
+            f"(more than {human_bytes(m.memory_bytes)})"
+        ]
+    return [
+        f"{what}: size {size_text(m.size)}"
+        + (" or more" if m.capped else "")
+        + f" (provision {human_bytes(m.recommended_bytes)}; "
+        f"{m.extrapolation_factor:.2g}x the largest measured)",
+        *(f"  warning: {w}" for w in m.warnings),
+    ]
+
+
+def format_fit(model: Model, predictions: Sequence[Prediction], plan: Plan) -> str:
+    """The fitted shape in words, the growth, and advice and a budget verdict per size."""
     lines = [
         f"best fit {_shape_line(model.best)}",
         *(f"  also plausible {_shape_line(s)}" for s in model.plausible[1:]),
@@ -100,8 +139,12 @@ def format_fit(model: Model, predictions: Sequence[Prediction]) -> str:
         )
     if model.noise is not None:
         lines.append(f"  repeats: relative standard deviation {model.noise:.1%}")
+    lines.append(f"growth: {plan.growth.words}")
     lines += [f"warning: {w}" for w in model.warnings]
-    for p in predictions:
+    b = plan.budget
+    free = f"; {human_bytes(b.available_bytes)} free now" if b.available_bytes is not None else ""
+    lines.append(f"budget: {_budget_text(b)}{free}")
+    for p, v in zip(predictions, plan.verdicts, strict=True):
         band = (
             f" (plausible {human_bytes(p.low_bytes)} .. {human_bytes(p.high_bytes)})"
             if p.high_bytes != p.low_bytes
@@ -112,8 +155,33 @@ def format_fit(model: Model, predictions: Sequence[Prediction]) -> str:
             f"expected {human_bytes(p.expected_bytes)}{band}; "
             f"provision {human_bytes(p.recommended_bytes)} ({p.recommended_bytes} bytes)"
         )
+        lines.append(_verdict_line(v, b))
         lines += [f"  warning: {w}" for w in p.warnings]
+    if plan.largest_fitting is not None:
+        lines += _max_size_line(plan.largest_fitting, f"largest size within {_budget_text(b)}")
+        lines.append(_chunking_advice(plan))
+    if plan.max_size is not None:
+        lines += _max_size_line(
+            plan.max_size, f"largest size within {human_bytes(plan.max_size.memory_bytes)}"
+        )
     return "\n".join(lines)
+
+
+def _chunking_advice(plan: Plan) -> str:
+    """What to do when a size does not fit: the usual remedy is smaller pieces."""
+    fitting = plan.largest_fitting
+    piece = (
+        f"pieces of at most size {size_text(fitting.size)}"
+        if fitting is not None and fitting.size
+        else "smaller pieces"
+    )
+    if plan.growth.kind == "faster than linear":
+        return (
+            "advice: memory grows faster than linear, so the job outgrows the budget sooner "
+            f"the larger the input: process it in batches or chunks ({piece}; halving a "
+            "piece more than halves its memory), or use an algorithm that needs less"
+        )
+    return f"advice: process the input in batches or chunks ({piece}), or get a bigger budget"
 
 
 def _shape_json(s: ShapeFit) -> dict[str, Any]:
@@ -126,8 +194,22 @@ def _shape_json(s: ShapeFit) -> dict[str, Any]:
     }
 
 
-def fit_json(model: Model, predictions: Sequence[Prediction]) -> dict[str, Any]:
-    """The fit contract of DESIGN.md: model, plausible shapes, predictions."""
+def _max_size_json(m: MaxSize | None) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    return {
+        "memory_bytes": m.memory_bytes,
+        "size": None if m.size is None else json_number(m.size),
+        "recommended_bytes": m.recommended_bytes,
+        "extrapolation_factor": m.extrapolation_factor,
+        "capped": m.capped,
+        "warnings": list(m.warnings),
+    }
+
+
+def fit_json(model: Model, predictions: Sequence[Prediction], plan: Plan) -> dict[str, Any]:
+    """The fit contract of DESIGN.md: model, plausible shapes, predictions; plus the plan."""
+    b = plan.budget
     return {
         "schema": SCHEMA,
         "model": {
@@ -151,9 +233,24 @@ def fit_json(model: Model, predictions: Sequence[Prediction]) -> dict[str, Any]:
                 "high_bytes": p.high_bytes,
                 "recommended_bytes": p.recommended_bytes,
                 "extrapolation_factor": round(p.extrapolation_factor, 4),
+                "fits": v.fits,
+                "headroom_bytes": v.headroom_bytes,
+                "parallel_tasks": v.parallel_tasks,
                 # Scripts read one prediction: it carries the fit-wide warnings too.
                 "warnings": [*model.warnings, *p.warnings],
             }
-            for p in predictions
+            for p, v in zip(predictions, plan.verdicts, strict=True)
         ],
+        "budget": {
+            "bytes": b.total_bytes,
+            "source": b.source,
+            "available_bytes": b.available_bytes,
+        },
+        "growth": {
+            "kind": plan.growth.kind,
+            "exponent": plan.growth.exponent,
+            "words": plan.growth.words,
+        },
+        "max_size": _max_size_json(plan.max_size),
+        "largest_size_within_budget": _max_size_json(plan.largest_fitting),
     }

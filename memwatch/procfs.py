@@ -107,3 +107,19 @@ def read_vmstat(keys: tuple[str, ...], procfs: str = PROC) -> dict[str, int]:
     # Read once per sample: find the few keys rather than split ~180 lines.
     found = {key: flat_keyed(text, key) for key in keys}
     return {key: value for key, value in found.items() if value is not None}
+
+
+def read_meminfo(procfs: str = PROC) -> tuple[int, int] | None:
+    """(MemTotal, MemAvailable) in bytes; None where /proc/meminfo cannot be read."""
+    try:
+        with open(f"{procfs}/meminfo", "rb") as f:
+            data = b"\n" + f.read()
+    except OSError:
+        return None
+    total = _kb_field(data, b"\nMemTotal:")
+    # MemAvailable (Linux >= 3.14) is the kernel's estimate of what can be allocated
+    # without swapping: free memory plus the reclaimable part of the page cache.
+    available = _kb_field(data, b"\nMemAvailable:")
+    if total is None:
+        return None
+    return total, total if available is None else available

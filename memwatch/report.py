@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import signal
 from collections.abc import Iterator
 from typing import IO, Any
@@ -33,6 +34,43 @@ def human_bytes(n: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+BYTE_UNITS = {
+    "": 1,
+    "b": 1,
+    # One letter means binary, as in systemd's MemoryMax=, docker -m and free(1).
+    "k": 1 << 10,
+    "m": 1 << 20,
+    "g": 1 << 30,
+    "t": 1 << 40,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "tib": 1 << 40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+}
+
+
+def parse_bytes(text: str) -> int:
+    """'16GiB' -> 17179869184. K/M/G/T and KiB/MiB/GiB/TiB are binary, KB/MB/GB/TB decimal.
+
+    Raises ValueError with a message that says what is accepted.
+    """
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if not match or unit not in BYTE_UNITS:
+        raise ValueError(
+            f"not an amount of memory: {text!r} (e.g. 16GiB, 512M, 200GB, 1.5T; "
+            "K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB of 1000)"
+        )
+    value = float(match.group(1)) * BYTE_UNITS[unit]
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"must be at least 1 byte (got {text!r})")
+    return int(value)
 
 
 def json_number(x: float | None) -> float | int | None:

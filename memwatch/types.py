@@ -76,6 +76,16 @@ class CgroupPeak:
 
 
 @dataclass(frozen=True)
+class MemoryLimit:
+    """The tightest cgroup memory limit over a process: what its OOM killer enforces."""
+
+    version: int
+    path: str  # the cgroup that sets it: memwatch's own or an ancestor
+    limit_bytes: int
+    usage_bytes: int  # what that cgroup already holds
+
+
+@dataclass(frozen=True)
 class Peak:
     """The reported peak of the tree, with its provenance."""
 
