@@ -286,12 +286,15 @@ V2_MOUNTINFO = """\
 V1_KERNEL_FILES = {
     "cgroup.procs": "",
     "memory.max_usage_in_bytes": "0\n",
+    "memory.limit_in_bytes": "9223372036854771712\n",  # v1's "no limit"
+    "memory.usage_in_bytes": "0\n",
     "memory.memsw.max_usage_in_bytes": "0\n",
     "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
 }
 
 V2_MEMORY_FILES = {
     "memory.current": "0\n",
+    "memory.max": "max\n",
     "memory.peak": "0\n",
     "memory.swap.peak": "0\n",
     "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
