@@ -21,6 +21,7 @@ import pytest
 
 from memwatch.cgroup import find_memory_cgroup
 from memwatch.errors import CgroupUnavailable
+from memwatch.history import History
 
 REPO = Path(__file__).resolve().parents[2]
 MEMHOG = str(REPO / "examples" / "memhog.py")
@@ -171,3 +172,36 @@ def memwatch(tmp_path: Path, started: list[subprocess.Popen[str]]) -> Any:
 
 def memhog(*args: object) -> list[str]:
     return [sys.executable, MEMHOG, *map(str, args)]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, started: list[subprocess.Popen[str]]) -> Any:
+    """Runs ``python -m memwatch ARGS`` with the test's own history; gives (code, out, err).
+
+    ``in_cgroup`` starts memwatch inside that cgroup (its limit then binds memwatch and
+    every job it runs); ``wait=False`` returns the running process instead.
+    """
+    history = tmp_path / "history.sqlite"
+
+    def run(*args: str, wait: bool = True, in_cgroup: Cgroup | None = None) -> Any:
+        env = {**os.environ, "MEMWATCH_HISTORY": str(history)}
+        cmd = [sys.executable, "-m", "memwatch", *args]
+        if in_cgroup is not None:
+            cmd = ["sh", "-c", f'echo $$ > {in_cgroup.procs} && exec "$@"', "sh", *cmd]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        started.append(proc)
+        if not wait:
+            return proc
+        out, err = proc.communicate(timeout=300)
+        return proc.returncode, out, err
+
+    run.history = History(str(history))  # type: ignore[attr-defined]
+    return run
