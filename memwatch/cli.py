@@ -289,6 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--job", metavar="NAME", help="job name in the history (default: CMD as typed)"
     )
+    sweep.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="skip the first, unfitted run at the smallest size (it loads the job's "
+        "libraries into the page cache, which the cgroup would otherwise charge to the "
+        "first fitted run)",
+    )
     _add_fit_options(sweep)
     _add_measure_options(sweep)
     _add_history_option(sweep)
@@ -552,17 +559,26 @@ def _sweep(args: argparse.Namespace, command: list[str]) -> int:
     store = History(args.history or default_path())
     history_errors: list[str] = []
 
+    def step(index: int, total: int, rep: int) -> str:
+        return "memwatch: sweep [warm-up]" if rep == 0 else f"memwatch: sweep [{index}/{total}]"
+
     def before(index: int, total: int, size: str, rep: int) -> None:
         again = f", repeat {rep}/{args.repeat}" if args.repeat > 1 else ""
-        _say(f"memwatch: sweep [{index}/{total}] size {size}{again} ...")
+        note = " (not fitted: loads the job's libraries into the page cache)" if rep == 0 else ""
+        _say(f"{step(index, total, rep)} size {size}{again}{note} ...")
+
+    last: list[SweepRun] = []  # the last run, warm-up included: did a signal stop it?
 
     def after(index: int, total: int, run: SweepRun) -> None:
+        last[:] = [run]
         s = run.summary
         _say(
-            f"memwatch: sweep [{index}/{total}] size {run.size_text}: peak "
+            f"{step(index, total, run.repeat)} size {run.size_text}: peak "
             f"{human_bytes(s.peak.total_bytes)} ({s.peak.source}) in {s.duration_s:.1f} s"
             + ("" if run.ok else f"; FAILED: {describe_ending(s)}")
         )
+        if run.repeat == 0:
+            return
         try:
             store.record(s, job)
         except HistoryError as err:
@@ -576,6 +592,7 @@ def _sweep(args: argparse.Namespace, command: list[str]) -> int:
         args.sizes,
         args.repeat,
         job=job,
+        warmup=not args.no_warmup,
         before_run=before,
         on_run=after,
         interval_s=args.interval,
@@ -604,7 +621,7 @@ def _sweep(args: argparse.Namespace, command: list[str]) -> int:
         print(format_sizes_table(measured) if measured else "no run succeeded")
         for note in notes:
             print(f"warning: {note}")
-    stopped = runs[-1].stopping_signal
+    stopped = last[0].stopping_signal if last else None
     if stopped is not None:
         _say(f"memwatch: sweep stopped after {len(runs)} run(s); they are in the history")
         return 128 + stopped

@@ -70,7 +70,17 @@ def test_a_failed_size_is_reported_and_the_others_still_fitted(cli):
 
 
 def test_sigterm_stops_the_sweep_and_keeps_what_was_measured(cli):
-    proc = cli("sweep", "--sizes", "10,20,30", "--job", "stopped", "--", *hold(60), wait=False)
+    proc = cli(
+        "sweep",
+        "--sizes",
+        "10,20,30",
+        "--no-warmup",
+        "--job",
+        "stopped",
+        "--",
+        *hold(60),
+        wait=False,
+    )
     # Wait until the first job holds its memory, then stop memwatch as a scheduler would.
     deadline = time.monotonic() + 120
     while not any("memhog" in " ".join(c.cmdline()) for c in _children(proc.pid)):

@@ -225,7 +225,9 @@ def test_sweep_substitutes_sizes_as_typed_and_fits_only_successes(capsys, monkey
     code = cli.main(["sweep", "--sizes", "1000,2e3,3000,4e3", "--job", "j", "--", "x", "n={size}"])
     out, err = capsys.readouterr()
     assert code == 1  # a run failed
-    assert [c[1] for c in calls] == ["n=1000", "n=2e3", "n=3000", "n=4e3"]
+    # The smallest size runs first as an unrecorded warm-up.
+    assert [c[1] for c in calls] == ["n=1000", "n=1000", "n=2e3", "n=3000", "n=4e3"]
+    assert "sweep [warm-up] size 1000 (not fitted" in err
     assert "size 4e3 (repeat 1) failed: exit status 1" in out
     assert "best fit a + b*x: 10.0 MiB + 1000 B per unit of size" in out
     assert "sweep [4/4] size 4e3" in err
@@ -246,7 +248,8 @@ def test_a_run_stopped_by_ctrl_c_stops_the_sweep_and_keeps_the_runs(
         return run_summary(**kw_of(kwargs), **(ending if stopped else {}))
 
     monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
-    code = cli.main(["sweep", "--sizes", "1,2,3", "--job", "j", "--", "x", "{size}"])
+    argv = ["sweep", "--sizes", "1,2,3", "--no-warmup", "--job", "j", "--", "x", "{size}"]
+    code = cli.main(argv)
     _, err = capsys.readouterr()
     assert code == 130 and len(calls) == 2
     assert "sweep stopped after 2 run(s); they are in the history" in err
