@@ -105,7 +105,7 @@ def part1(root: int, rounds: int) -> dict[str, list[float]]:
     mw_pss = Sampler(TreeTracker(root), interval_s=0.1, pss=True, t0=t0)
     mw.sample_once()  # warm-up: the first refresh classifies every pid on the machine
     mw_pss.sample_once()
-    pids = sorted(mw.last_members)
+    pids = sorted(p.pid for p in mw.last_procs)
 
     def psutil_sample() -> int:
         top = psutil.Process(root)

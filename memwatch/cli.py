@@ -174,6 +174,15 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
         "by forked processes count once; costs ~7x more per process",
     )
     p.add_argument("--no-cgroup", action="store_true", help="do not make a job cgroup; sample only")
+    p.add_argument(
+        "--backend",
+        choices=("auto", "proc", "psutil"),
+        default="auto",
+        help="how processes are sampled: proc reads Linux /proc (the default where it exists), "
+        "psutil works anywhere but gives less: no per-process high-water mark outside "
+        "Windows (spikes between samples are seen only in the command's own ru_maxrss, no "
+        "upper bound), swap and PSS per process only on Linux, SwapPss nowhere",
+    )
 
 
 def _add_history_option(p: argparse.ArgumentParser) -> None:
@@ -397,6 +406,7 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             interval_s=args.interval,
             pss=args.pss,
             use_cgroup=not args.no_cgroup,
+            backend=args.backend,
             on_sample=writer,
             forward_signals=True,
             job=args.job,
@@ -598,6 +608,7 @@ def _sweep(args: argparse.Namespace, command: list[str]) -> int:
         interval_s=args.interval,
         pss=args.pss,
         use_cgroup=not args.no_cgroup,
+        backend=args.backend,
         forward_signals=True,
         stdin=subprocess.DEVNULL,
         stdout=2,  # the job's stdout joins memwatch's stderr

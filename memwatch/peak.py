@@ -22,7 +22,9 @@ class TreeAccumulator:
       of its two neighbouring readings, so short spikes are not missed;
     - ``upper_bytes``: per interval, every process at its own high-water mark plus the
       most swap it was seen to use, summed: the tree cannot have held more than that
-      (processes born and gone between two samples aside).
+      (processes born and gone between two samples aside). None once a process was read
+      without a high-water mark (psutil outside Windows): nothing then bounds a spike
+      between samples, and such a process adds nothing to ``spike_estimate_bytes``.
     """
 
     def __init__(self, *, pss: bool = False) -> None:
@@ -31,7 +33,7 @@ class TreeAccumulator:
         self.max_sample: Sample | None = None
         self.spike_estimate_bytes = 0
         self.spike_estimate_at_s: float | None = None
-        self.upper_bytes = 0
+        self.upper_bytes: int | None = 0
         self.processes_seen = 0
         self.max_process_hwm_bytes = 0  # the largest single process: what GNU time reports
         self.max_process_bytes = 0  # the largest single process with its swap
@@ -54,11 +56,14 @@ class TreeAccumulator:
         cur = {p.key: p for p in procs}
         prev = self._prev
         counted = {k: p.counted_bytes(self.pss) for k, p in cur.items()}
+        # A platform without per-process swap (psutil on macOS, Windows) reports None for
+        # every process: the sample's swap is then unknown, not zero.
+        swap_known = not cur or any(p.swap_bytes is not None for p in cur.values())
         sample = Sample(
             at_s=at_s,
             total_bytes=sum(counted.values()),
             rss_bytes=sum(p.rss_bytes for p in cur.values()),
-            swap_bytes=sum(p.swap_bytes for p in cur.values()),
+            swap_bytes=sum(p.swap_bytes or 0 for p in cur.values()) if swap_known else None,
             pss_bytes=sum(p.pss_bytes or 0 for p in cur.values()) if self.pss else None,
             processes=len(cur),
             system_swapout_bytes=system_swapout_bytes,
@@ -77,9 +82,12 @@ class TreeAccumulator:
         low = {k: min(counted[k], prev[k].counted_bytes(self.pss)) for k in cur if k in prev}
         base = sum(low.values())
         for k, p in cur.items():
-            rose = k not in prev or p.hwm_bytes > prev[k].hwm_bytes
-            if rose and p.hwm_bytes > p.rss_bytes:
-                resident = p.hwm_bytes - p.rss_bytes + p.resident_bytes(self.pss)
+            hwm = p.hwm_bytes
+            if hwm is None:
+                continue  # no high-water mark on this platform: nothing seen between samples
+            rose = k not in prev or hwm > (prev[k].hwm_bytes or 0)
+            if rose and hwm > p.rss_bytes:
+                resident = hwm - p.rss_bytes + p.resident_bytes(self.pss)
                 swapped = p.swapped_bytes(self.pss)
                 if k in prev:
                     swapped = min(swapped, prev[k].swapped_bytes(self.pss))
@@ -87,25 +95,35 @@ class TreeAccumulator:
                 if estimate > self.spike_estimate_bytes:
                     self.spike_estimate_bytes = estimate
                     self.spike_estimate_at_s = at_s
-        self.max_process_hwm_bytes = max(
-            [self.max_process_hwm_bytes, *(p.hwm_bytes for p in cur.values())]
-        )
+        # Without a high-water mark the largest resident size seen stands in for it, and
+        # nothing bounds what happened between two samples.
+        hwms = [p.rss_bytes if p.hwm_bytes is None else p.hwm_bytes for p in cur.values()]
+        if self.upper_bytes is not None and any(p.hwm_bytes is None for p in cur.values()):
+            self.upper_bytes = None
+        self.max_process_hwm_bytes = max([self.max_process_hwm_bytes, *hwms])
+        swaps = [p.swap_bytes or 0 for p in cur.values()]
         self.max_process_bytes = max(
-            [self.max_process_bytes, *(p.hwm_bytes + p.swap_bytes for p in cur.values())]
+            [self.max_process_bytes, *(h + s for h, s in zip(hwms, swaps, strict=True))]
         )
 
         # Upper bound over this interval: everyone alive at either end, each at its maximum.
-        max_swap = {k: max(p.swap_bytes, self._max_swap.get(k, 0)) for k, p in cur.items()}
-        interval_upper = sum(p.hwm_bytes + max_swap[k] for k, p in cur.items())
-        interval_upper += sum(
-            p.hwm_bytes + self._max_swap.get(k, p.swap_bytes)
-            for k, p in prev.items()
-            if k not in cur
-        )
-        self.upper_bytes = max(self.upper_bytes, interval_upper)
+        old_swap = self._max_swap
+        max_swap = {k: max(s, old_swap.get(k, 0)) for k, s in zip(cur, swaps, strict=True)}
+        if self.upper_bytes is not None:
+            interval_upper = sum(h + m for h, m in zip(hwms, max_swap.values(), strict=True))
+            interval_upper += sum(
+                _hwm(p) + self._max_swap.get(k, p.swap_bytes or 0)
+                for k, p in prev.items()
+                if k not in cur
+            )
+            self.upper_bytes = max(self.upper_bytes, interval_upper)
         self._max_swap = max_swap
         self._prev = cur
         return sample
+
+
+def _hwm(p: ProcMem) -> int:
+    return p.rss_bytes if p.hwm_bytes is None else p.hwm_bytes
 
 
 def resolve_peak(
@@ -131,13 +149,14 @@ def resolve_peak(
     total = sampled
     spike = max(acc.spike_estimate_bytes, ru_maxrss_bytes or 0)
     if spike > sampled:
-        total, source, rss = spike, "hwm", max(0, spike - swap)
+        total, source, rss = spike, "hwm", max(0, spike - (swap or 0))
         from_hwm = acc.spike_estimate_bytes >= (ru_maxrss_bytes or 0)
         at_s = acc.spike_estimate_at_s if from_hwm else None
     # Summed RSS counts pages shared between processes once per process, so it is no lower
     # bound; the largest single process is. PSS sums count each page once.
     process_lower = total if acc.pss else min(total, max(acc.max_process_bytes, spike))
-    lower, upper = process_lower, max(acc.upper_bytes, total)
+    lower = process_lower
+    upper = None if acc.upper_bytes is None else max(acc.upper_bytes, total)
 
     if cgroup is not None and cgroup.total_bytes is not None:
         kernel = cgroup.total_bytes
@@ -149,7 +168,7 @@ def resolve_peak(
             )
             # The cgroup saw part of the tree: the truth is at least either figure and at
             # most both together.
-            upper = kernel + acc.upper_bytes
+            upper = None if acc.upper_bytes is None else kernel + acc.upper_bytes
             lower = max(kernel, process_lower)
             if kernel >= total:
                 total, source, at_s, rss, swap = kernel, "cgroup", None, ram, kernel - ram
@@ -173,9 +192,11 @@ def resolve_peak(
             "the job cgroup does not account swap (cgroup v1 needs swapaccount=1): "
             "swap comes from sampling"
         )
-        upper = max(upper, cgroup.ram_bytes + swap)
+        if upper is not None:
+            upper = max(upper, cgroup.ram_bytes + (swap or 0))
         lower = max(lower, cgroup.ram_bytes)  # the RAM peak alone is a lower bound
         if cgroup.ram_bytes > total:
             total, source, at_s, rss, swap = cgroup.ram_bytes, "cgroup", None, cgroup.ram_bytes, 0
             lower = total
-    return Peak(total, rss, swap, pss, at_s, source), Bounds(lower, max(upper, total)), warnings
+    bounds = Bounds(lower, None if upper is None else max(upper, total))
+    return Peak(total, rss, swap, pss, at_s, source), bounds, warnings

@@ -22,7 +22,8 @@ class PlateauDetector:
     (the larger of ``min_tolerance_bytes`` and ``rel_tolerance`` of its RSS). It is a
     plateau when it spans at least ``min_samples`` samples and, over it, the tree's own
     swap grew by ``min_swap_growth_bytes``, or the system's swap-out did while the tree
-    had pages in swap.
+    had pages in swap (or while the tree's swap is unknown: a platform without
+    per-process swap leaves only the system's counter to go by).
     """
 
     def __init__(
@@ -83,15 +84,16 @@ class PlateauDetector:
                 first.at_s,
                 last.at_s,
                 self._rss_max,
-                last.swap_bytes - first.swap_bytes,
+                _tree_growth(first, last),
                 _system_growth(first, last),
             )
         )
         self._open_plateau_first = first
 
     def _swapping(self, first: Sample, last: Sample) -> bool:
-        tree = last.swap_bytes - first.swap_bytes >= self._min_growth
-        system = _system_growth(first, last) >= self._min_growth and last.swap_bytes > 0
+        tree = (_tree_growth(first, last) or 0) >= self._min_growth
+        in_swap = last.swap_bytes is None or last.swap_bytes > 0
+        system = _system_growth(first, last) >= self._min_growth and in_swap
         return tree or system
 
     def finish(self) -> list[Plateau]:
@@ -99,6 +101,12 @@ class PlateauDetector:
         self._close()
         self._first = self._last = None
         return list(self._found)
+
+
+def _tree_growth(first: Sample, last: Sample) -> int | None:
+    if first.swap_bytes is None or last.swap_bytes is None:
+        return None
+    return last.swap_bytes - first.swap_bytes
 
 
 def _system_growth(first: Sample, last: Sample) -> int:

@@ -105,7 +105,9 @@ def format_human(s: RunSummary) -> str:
         ),
         f"  ru_maxrss (what GNU time reports): {human_bytes(s.ru_maxrss_bytes)}",
         f"  {s.processes_seen} process(es), {s.samples} samples every {s.interval_s:g} s over "
-        f"{s.duration_s:.2f} s; {describe_ending(s)}",
+        f"{s.duration_s:.2f} s"
+        + (" (sampled through psutil)" if s.backend == "psutil" else "")
+        + f"; {describe_ending(s)}",
     ]
     if s.job is not None or s.size is not None:
         lines.append(f"  job {s.job or '-'}, size {'-' if s.size is None else size_text(s.size)}")
@@ -145,6 +147,7 @@ def to_json(s: RunSummary) -> dict[str, Any]:
         "peak": dataclasses.asdict(s.peak),
         "bounds": dataclasses.asdict(s.bounds),
         "ru_maxrss_bytes": s.ru_maxrss_bytes,
+        "backend": s.backend,
         "cgroup": dataclasses.asdict(s.cgroup) if s.cgroup else None,
         "swap_suspected": s.swap_suspected,
         "plateaus": [dataclasses.asdict(p) for p in s.plateaus],
@@ -413,15 +416,14 @@ def _sample(path: str, line: int, fields: dict[str, Any], before: Sample | None)
             f"{path}:{line}: at_s: earlier than the line before ({at_s:g} s < {before.at_s:g} s); "
             "a samples file holds one run, in time order"
         )
-    total, rss, swap, processes = (
-        integer(c) for c in ("total_bytes", "rss_bytes", "swap_bytes", "processes")
-    )
-    assert total is not None and rss is not None and swap is not None and processes is not None
+    total, rss, processes = (integer(c) for c in ("total_bytes", "rss_bytes", "processes"))
+    assert total is not None and rss is not None and processes is not None
     return Sample(
         at_s=at_s,
         total_bytes=total,
         rss_bytes=rss,
-        swap_bytes=swap,
+        # Empty where the platform reports no per-process swap (the psutil backend).
+        swap_bytes=integer("swap_bytes", nullable=True),
         pss_bytes=integer("pss_bytes", nullable=True),
         processes=processes,
         # Not written by SampleWriter, but read when a file has it (made by hand or by a

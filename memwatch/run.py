@@ -8,21 +8,28 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 
+from .backend import maxrss_bytes, open_backend
 from .cgroup import JobCgroup
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
 from .peak import resolve_peak
-from .procfs import PROC, read_proc_mem, read_vmstat
+from .procfs import PROC, read_vmstat
 from .sampler import Sampler
-from .tree import TreeTracker
 from .types import RunSummary, Sample
 
 MIN_INTERVAL_S = 0.001
 MAX_INTERVAL_S = 3600.0  # beyond threading.TIMEOUT_MAX the sampler's wait would overflow
-FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
+# getattr: Windows has neither SIGHUP nor SIGQUIT (nor SIGCHLD below).
+FORWARDED_SIGNALS = frozenset(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    if hasattr(signal, name)
+)
+LINUX = sys.platform.startswith("linux")
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 PR_GET_CHILD_SUBREAPER = 37
 SI_KERNEL = 0x80  # si_code of signals the kernel raised itself, e.g. Ctrl-C on a terminal
@@ -32,8 +39,10 @@ def _subreaper(on: bool | None = None) -> bool | None:
     """Set (``on`` given) or read this process's child-subreaper flag; None if unsupported.
 
     Orphans of the job (a grandchild that double-forks to daemonize) are reparented to
-    the nearest subreaper instead of init, so they stay in the tree (prctl(2)).
+    the nearest subreaper instead of init, so they stay in the tree (prctl(2), Linux only).
     """
+    if not LINUX:
+        return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if on is None:
@@ -57,7 +66,7 @@ class _SignalForwarder:
     SIGCHLD is waited for too, so the thread ends as soon as the job does.
     """
 
-    WAITED = FORWARDED_SIGNALS | {signal.SIGCHLD}
+    WAITED = FORWARDED_SIGNALS | ({signal.SIGCHLD} if hasattr(signal, "SIGCHLD") else set())
 
     def __init__(self, pid: int) -> None:
         self._pid = pid
@@ -112,11 +121,14 @@ def _spawn(
         if sigmask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
 
+    # Windows has no preexec_fn; where there is nothing to do between fork and exec none
+    # is passed (so it stays usable there, and Python may spawn the faster way).
+    preexec = in_child if join_fd is not None or sigmask is not None else None
     path = command[0] if "/" in command[0] else shutil.which(command[0]) or command[0]
     try:
         try:
             return subprocess.Popen(
-                list(command), stdin=stdio[0], stdout=stdio[1], preexec_fn=in_child
+                list(command), stdin=stdio[0], stdout=stdio[1], preexec_fn=preexec
             )
         except OSError as err:
             if err.errno != errno.ENOEXEC:
@@ -126,7 +138,7 @@ def _spawn(
                 ["/bin/sh", path, *command[1:]],
                 stdin=stdio[0],
                 stdout=stdio[1],
-                preexec_fn=in_child,
+                preexec_fn=preexec,
             )
     except FileNotFoundError as err:
         if os.path.exists(path):
@@ -165,6 +177,14 @@ def _reap(members: dict[int, int], root_pid: int) -> None:
                 pass
 
 
+def _reap_job(child: subprocess.Popen[bytes]) -> tuple[int, int | None]:
+    """Reap the job: its exit code as Popen has it, and its raw ru_maxrss (None if unknown)."""
+    if not hasattr(os, "wait4"):  # Windows: no rusage
+        return child.wait(), None
+    _, status, rusage = os.wait4(child.pid, 0)
+    return os.waitstatus_to_exitcode(status), rusage.ru_maxrss
+
+
 def measure(
     command: Sequence[str],
     *,
@@ -178,31 +198,50 @@ def measure(
     stdin: int | None = None,
     stdout: int | None = None,
     procfs: str = PROC,
+    backend: str = "auto",
 ) -> RunSummary:
     """Run ``command`` to completion and return its true peak memory and how it was found.
 
     ``forward_signals`` (the CLI's mode) blocks SIGINT/TERM/HUP/QUIT in the calling
     process while the command runs and forwards them to it. ``stdin``/``stdout`` are file
     descriptors for the command (subprocess.DEVNULL works); None inherits memwatch's.
+    ``backend`` samples through "proc" (Linux /proc) or "psutil" (any platform, fewer
+    figures: the summary's warnings name those missing); "auto" is proc where /proc is.
     """
     if not command:
         raise UsageError("no command given: put it after '--', e.g. memwatch -- python job.py")
     problem = interval_problem(interval_s)
     if problem:
         raise UsageError(f"--interval {problem}")
+    reader = open_backend(backend, procfs=procfs)
     warnings: list[str] = []
-    spawner_hwm_bytes = read_proc_mem(os.getpid(), procfs=procfs).hwm_bytes
+    spawner_hwm_bytes = reader.own_hwm_bytes()
     was_subreaper = _subreaper()
     subreaper = _subreaper(True)
     if not subreaper:
-        warnings.append("cannot become a child subreaper: daemonized descendants may be missed")
+        warnings.append(
+            "cannot become a child subreaper: daemonized descendants may be missed"
+            if LINUX
+            else "no child subreaper on this platform (Linux only): daemonized descendants "
+            "may be missed"
+        )
     cgroup = None
-    if use_cgroup:
+    if use_cgroup and not LINUX:
+        warnings.append(
+            "no cgroup peak on this platform (Linux only): the peak comes from sampling"
+        )
+    elif use_cgroup:
         try:
             cgroup = JobCgroup.create(f"memwatch-{os.getpid()}", procfs=procfs)
         except CgroupUnavailable as err:
             warnings.append(f"no job cgroup ({err}): the peak comes from sampling")
     oom_before = read_vmstat(("oom_kill",), procfs).get("oom_kill")
+    # macOS has no sigtimedwait (and no waitid before Python 3.13), Windows neither.
+    if forward_signals and not hasattr(signal, "sigtimedwait"):
+        forward_signals = False
+        warnings.append(
+            "signals sent to memwatch are not forwarded to the command on this platform"
+        )
     old_mask = (
         signal.pthread_sigmask(signal.SIG_BLOCK, _SignalForwarder.WAITED)
         if forward_signals
@@ -221,9 +260,7 @@ def measure(
             warnings.append(f"cannot start the command in the job cgroup ({err}): sampling only")
             child = _spawn(command, None, old_mask, (stdin, stdout))
         t0 = time.monotonic()
-        tracker = TreeTracker(
-            child.pid, reaper_pid=os.getpid() if subreaper else None, procfs=procfs
-        )
+        tracker = reader.tracker(child.pid, reaper_pid=os.getpid() if subreaper else None)
         sampler = Sampler(
             tracker,
             interval_s=interval_s,
@@ -232,7 +269,7 @@ def measure(
             on_sample=on_sample,
             after_sample=lambda members: _reap(members, child.pid),
             cgroup_pids=cgroup.pids if cgroup else None,
-            procfs=procfs,
+            backend=reader,
         )
         sampler.start()
         if forward_signals:
@@ -240,14 +277,16 @@ def measure(
             forwarder.start()
         # Wait without reaping, so the last sample still sees the job's descendants and
         # the job's pid cannot be reused while signals may still be forwarded to it.
-        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+        # Without waitid (macOS before Python 3.13, Windows) the job is reaped at once.
+        ended = None if hasattr(os, "waitid") else _reap_job(child)
+        if ended is None:
+            os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
         duration_s = time.monotonic() - t0
         if forwarder:
             forwarder.stop()
             forwarder = None
         sampler.stop()
-        _, status, rusage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
+        child.returncode, raw_maxrss = ended or _reap_job(child)
         cgroup_peak = cgroup.read_peak() if cgroup else None
     finally:
         if forwarder:
@@ -266,8 +305,8 @@ def measure(
     # Linux carries the spawner's own high-water mark into the child's ru_maxrss at exec
     # (fs/exec.c, exec_mmap: setmax_mm_hiwater_rss), so a figure not above memwatch's own
     # peak may be memwatch's, not the job's. Then the largest VmHWM seen stands in for it.
-    ru_maxrss = rusage.ru_maxrss * 1024  # kilobytes on Linux (getrusage(2))
-    trusted_maxrss = ru_maxrss if ru_maxrss > spawner_hwm_bytes else None
+    ru_maxrss = None if raw_maxrss is None else maxrss_bytes(raw_maxrss)
+    trusted_maxrss = ru_maxrss if ru_maxrss is not None and ru_maxrss > spawner_hwm_bytes else None
     ru_maxrss_bytes = trusted_maxrss or sampler.accumulator.max_process_hwm_bytes
     peak, bounds, peak_warnings = resolve_peak(
         sampler.accumulator,
@@ -276,6 +315,8 @@ def measure(
         escaped_cgroup=len(sampler.escaped_cgroup),
     )
     warnings += peak_warnings
+    if peak.source != "cgroup":  # the kernel's exact peak needs none of what is missing
+        warnings += reader.limitations(pss=pss)
     best = sampler.accumulator.max_sample
     if peak.source != "cgroup" and not pss and best is not None and best.processes > 1:
         warnings.append(
@@ -294,7 +335,7 @@ def measure(
             f"the kernel's OOM killer killed {cgroup_peak.oom_kills} process(es) of the job "
             "(cgroup memory limit reached): the peak is the peak up to the kill"
         )
-    elif sig == signal.SIGKILL and oom_before is not None:
+    elif sig == getattr(signal, "SIGKILL", None) and oom_before is not None:
         oom_after = read_vmstat(("oom_kill",), procfs).get("oom_kill", oom_before)
         if oom_after > oom_before:
             oom_killed = True
@@ -304,10 +345,14 @@ def measure(
             )
     plateaus = sampler.plateaus.finish()
     for p in plateaus:
+        grew = (
+            f"swap grew {p.swap_growth_bytes >> 20} MiB"
+            if p.swap_growth_bytes is not None
+            else f"the system swapped out {p.system_swapout_bytes >> 20} MiB"
+        )
         warnings.append(
             f"suspected swapping from {p.start_s:.2f} s to {p.end_s:.2f} s: "
-            f"resident memory flat at "
-            f"{p.rss_bytes >> 20} MiB while swap grew {p.swap_growth_bytes >> 20} MiB"
+            f"resident memory flat at {p.rss_bytes >> 20} MiB while {grew}"
         )
     if sampler.error:
         warnings.append(sampler.error)
@@ -348,4 +393,5 @@ def measure(
         processes_seen=sampler.accumulator.processes_seen,
         unreadable_processes=len(sampler.unreadable),
         vanished_reads=sampler.vanished,
+        backend=reader.name,
     )

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
 
+from .backend import Backend, ProcBackend, Tracker
 from .errors import PermissionDenied, ProcessGone
 from .peak import TreeAccumulator
 from .plateau import PlateauDetector
-from .procfs import PROC, is_running, read_proc_mem, read_vmstat
-from .tree import TreeTracker
+from .procfs import PROC
 from .types import ProcMem, Sample
-
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 class Sampler:
@@ -23,11 +20,13 @@ class Sampler:
     A fixed schedule, not ``sleep(interval)`` after each sample, so time spent sampling
     does not make samples drift; when a sample overruns its slot the missed slots are
     skipped and counted. Stops on an Event, so ``stop()`` returns within one sample.
+    Processes are read through ``backend`` (default: the /proc readers at ``procfs``);
+    ``tracker`` must come from the same backend, so their start keys agree.
     """
 
     def __init__(
         self,
-        tracker: TreeTracker,
+        tracker: Tracker,
         *,
         interval_s: float,
         pss: bool = False,
@@ -37,8 +36,10 @@ class Sampler:
         cgroup_pids: Callable[[], set[int]] | None = None,
         procfs: str = PROC,
         clock: Callable[[], float] = time.monotonic,
+        backend: Backend | None = None,
     ) -> None:
         self.tracker = tracker
+        self.backend: Backend = backend if backend is not None else ProcBackend(procfs)
         self.interval_s = interval_s
         self.pss = pss
         self.accumulator = TreeAccumulator(pss=pss)
@@ -54,7 +55,6 @@ class Sampler:
         self._on_sample = on_sample
         self._after_sample = after_sample
         self._cgroup_pids = cgroup_pids
-        self._procfs = procfs
         self._clock = clock
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memwatch-sampler")
@@ -91,9 +91,10 @@ class Sampler:
         """Read every member of the tree once and fold the reading into the accumulator."""
         members = self.tracker.refresh()
         procs: list[ProcMem] = []
+        read_mem, backend = self.backend.read_mem, self.backend
         for pid, start in members.items():
             try:
-                mem = read_proc_mem(pid, pss=self.pss, procfs=self._procfs)
+                mem = read_mem(pid, pss=self.pss)
             except ProcessGone:
                 self.vanished += 1  # exited between the listing and the read: normal
                 continue
@@ -106,13 +107,9 @@ class Sampler:
             procs.append(mem)
         # PSS splits a shared page among the processes mapping it *when read*; a process
         # exiting mid-pass raises its sharers' PSS after it was counted. Detect that.
-        torn = self.pss and any(not is_running(p.pid, self._procfs) for p in procs)
-        swapout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
+        torn = self.pss and any(not backend.is_running(p.pid) for p in procs)
         sample = self.accumulator.feed(
-            self._clock() - self._t0,
-            procs,
-            None if swapout is None else swapout * PAGE_SIZE,
-            torn=torn,
+            self._clock() - self._t0, procs, backend.system_swapout_bytes(), torn=torn
         )
         self.plateaus.feed(sample)
         if self._cgroup_pids is not None:

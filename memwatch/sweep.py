@@ -15,7 +15,11 @@ PLACEHOLDER = "{size}"
 # A run that died from one of these (or exited 128+N, as a shell script that traps them
 # does) was most likely stopped by the user (Ctrl-C, kill, logout): the sweep stops
 # there instead of starting the next size.
-STOPPING_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+STOPPING_SIGNALS = {
+    getattr(signal, name)  # Windows has neither SIGHUP nor SIGQUIT
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+    if hasattr(signal, name)
+}
 
 
 @dataclass(frozen=True)

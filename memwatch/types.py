@@ -6,17 +6,26 @@ from dataclasses import dataclass
 from typing import Literal
 
 PeakSource = Literal["cgroup", "sampling", "hwm"]
+BackendName = Literal["proc", "psutil"]
 
 
 @dataclass(frozen=True)
 class ProcMem:
-    """One process's memory at one instant, from /proc/PID/status (and smaps_rollup with --pss)."""
+    """One process's memory at one instant, from /proc/PID/status (and smaps_rollup with --pss).
+
+    Read through psutil (the backend where /proc is missing), a figure the platform does
+    not report is None: ``swap_bytes`` on macOS and Windows, ``hwm_bytes`` everywhere but
+    Windows, ``swap_pss_bytes`` always.
+    """
 
     pid: int
-    start_ticks: int  # /proc/PID/stat field 22: with pid, identifies the process across pid reuse
+    # With pid, identifies the process across pid reuse: /proc/PID/stat field 22 (clock
+    # ticks after boot) from the /proc backend; from psutil, the hash of its Process
+    # (pid + start time).
+    start_ticks: int
     rss_bytes: int
-    swap_bytes: int
-    hwm_bytes: int  # VmHWM: the kernel's resident high-water mark of this process
+    swap_bytes: int | None
+    hwm_bytes: int | None  # VmHWM: the kernel's resident high-water mark of this process
     pss_bytes: int | None = None
     swap_pss_bytes: int | None = None
 
@@ -29,10 +38,11 @@ class ProcMem:
         return self.pss_bytes if pss and self.pss_bytes is not None else self.rss_bytes
 
     def swapped_bytes(self, pss: bool) -> int:
-        """Its share of swap: VmSwap, or SwapPss when PSS was measured."""
-        if pss and self.pss_bytes is not None:
-            return self.swap_pss_bytes or 0
-        return self.swap_bytes
+        """Its share of swap: VmSwap, or SwapPss when PSS was measured (0 when not reported)."""
+        if pss and self.pss_bytes is not None and self.swap_pss_bytes is not None:
+            return self.swap_pss_bytes
+        # PSS without SwapPss (psutil): swapped pages shared by processes count once per process.
+        return self.swap_bytes or 0
 
     def counted_bytes(self, pss: bool) -> int:
         """What this process adds to the tree total: RSS + swap, or PSS + SwapPss."""
@@ -46,7 +56,7 @@ class Sample:
     at_s: float
     total_bytes: int  # RSS + swap summed over the tree (PSS + SwapPss with --pss)
     rss_bytes: int
-    swap_bytes: int
+    swap_bytes: int | None  # None where the platform reports no per-process swap
     pss_bytes: int | None
     processes: int
     system_swapout_bytes: int | None = None  # cumulative /proc/vmstat pswpout, in bytes
@@ -59,7 +69,7 @@ class Plateau:
     start_s: float
     end_s: float
     rss_bytes: int
-    swap_growth_bytes: int
+    swap_growth_bytes: int | None  # None where the platform reports no per-process swap
     system_swapout_bytes: int
 
 
@@ -91,7 +101,7 @@ class Peak:
 
     total_bytes: int
     rss_bytes: int
-    swap_bytes: int
+    swap_bytes: int | None  # None where the platform reports no per-process swap
     pss_bytes: int | None
     at_s: float | None
     source: PeakSource
@@ -100,7 +110,9 @@ class Peak:
 @dataclass(frozen=True)
 class Bounds:
     lower_bytes: int
-    upper_bytes: int
+    # None when no upper bound is known: without per-process high-water marks (the psutil
+    # backend outside Windows) a spike between two samples can go unseen.
+    upper_bytes: int | None
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,7 @@ class RunSummary:
     processes_seen: int = 0
     unreadable_processes: int = 0
     vanished_reads: int = 0  # processes that exited between listing and reading: normal
+    backend: BackendName = "proc"  # what sampled the tree: /proc readers or psutil
 
     @property
     def exit_status(self) -> int:

@@ -43,6 +43,17 @@ def swap_total_bytes() -> int:
     return 0
 
 
+# The core cases run against both sampling backends: psutil is the portable one (macOS,
+# Windows) and is selectable on Linux so that CI exercises it.
+BACKENDS = ["proc", "psutil"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each sampling backend in turn: the test passes ``--backend`` (or ``backend=``) on."""
+    return str(request.param)
+
+
 @dataclass
 class Cgroup:
     """A memory cgroup made by a test (v1 files; these tests need the v1 controller)."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MIB, memhog, need, swap_total_bytes
+from .conftest import BACKENDS, MIB, memhog, need, swap_total_bytes
 
 
 def assert_close(measured: int, truth: int, tolerance: float) -> None:
@@ -31,11 +31,12 @@ WORKLOADS = {
 
 
 @pytest.mark.parametrize("name", WORKLOADS)
-def test_sampled_peak_matches_kernel_peak_without_cgroup(name, memwatch, make_cgroup):
+def test_sampled_peak_matches_kernel_peak_without_cgroup(name, memwatch, make_cgroup, backend):
     args, held = WORKLOADS[name]
     truth = make_cgroup()
-    result = memwatch(["--no-cgroup"], memhog(*args), job_cgroup=truth)
+    result = memwatch(["--no-cgroup", "--backend", backend], memhog(*args), job_cgroup=truth)
     assert result.returncode == 0, result.stderr
+    assert result.summary["backend"] == backend
     peak = result.summary["peak"]
     assert peak["source"] in ("sampling", "hwm")
     assert_close(peak["total_bytes"], truth.truth_bytes, 0.05)
@@ -54,22 +55,26 @@ def test_default_mode_reports_the_job_cgroup_peak(name, memwatch, make_cgroup):
     assert summary["bounds"]["lower_bytes"] == summary["bounds"]["upper_bytes"]
 
 
-def test_children_are_summed_where_ru_maxrss_sees_one(memwatch, make_cgroup):
+def test_children_are_summed_where_ru_maxrss_sees_one(memwatch, make_cgroup, backend):
     make_cgroup()  # needs the cgroup controller like the default mode does
-    result = memwatch([], memhog("children", 4, 200, 1.5))
+    result = memwatch(["--backend", backend], memhog("children", 4, 200, 1.5))
     summary = result.summary
     assert summary["peak"]["total_bytes"] >= 800 * MIB
     # What GNU time reports: the largest single process, a quarter of the truth.
     assert summary["ru_maxrss_bytes"] < 300 * MIB
 
 
-def test_spike_between_samples_is_caught_by_high_water_marks(memwatch, make_cgroup):
+def test_spike_between_samples_is_caught_by_high_water_marks(memwatch, make_cgroup, backend):
     truth = make_cgroup()
-    # One sample a second: the 400 MiB spike (~0.1 s) falls between two samples.
+    # One sample a second: the 400 MiB spike (~0.1 s) falls between two samples. The psutil
+    # backend has no VmHWM: there the command's own ru_maxrss catches it.
     result = memwatch(
-        ["--no-cgroup", "--interval", "1"], memhog("spike", 100, 400), job_cgroup=truth
+        ["--no-cgroup", "--interval", "1", "--backend", backend],
+        memhog("spike", 100, 400),
+        job_cgroup=truth,
     )
     peak = result.summary["peak"]
+    assert peak["source"] == "hwm"
     assert_close(peak["total_bytes"], truth.truth_bytes, 0.05)
     assert peak["total_bytes"] > 450 * MIB
 
@@ -194,3 +199,30 @@ def test_page_cache_the_job_brings_in_is_flagged(memwatch, make_cgroup, tmp_path
     assert summary["peak"]["total_bytes"] >= 100 * MIB
     assert any("page cache" in w for w in summary["warnings"]), summary["warnings"]
     assert summary["bounds"]["lower_bytes"] < 50 * MIB
+
+
+# name: memhog arguments; memory is held long enough to be sampled (>= 1 s, or steps with
+# pauses), since the psutil backend sees nothing between two samples.
+BACKEND_WORKLOADS = {
+    "fork-tree": ("children", 4, 300, 1.5),
+    "ramp": ("grow", 600, 20, 0.1),
+}
+
+
+@pytest.mark.parametrize("name", BACKEND_WORKLOADS)
+def test_psutil_backend_peak_matches_the_proc_backend(name, memwatch):
+    # Acceptance of the psutil backend: with --no-cgroup (so both figures are sampled, not
+    # the cgroup's), its peak is within 5 % of the /proc backend's on the same workload.
+    summaries = {}
+    for backend in BACKENDS:
+        result = memwatch(["--no-cgroup", "--backend", backend], memhog(*BACKEND_WORKLOADS[name]))
+        assert result.returncode == 0, result.stderr
+        summaries[backend] = result.summary
+    proc, psutil = summaries["proc"], summaries["psutil"]
+    assert (proc["backend"], psutil["backend"]) == ("proc", "psutil")
+    assert_close(psutil["peak"]["total_bytes"], proc["peak"]["total_bytes"], 0.05)
+    # What psutil cannot give on Linux is said, not made up: no VmHWM, so no upper bound.
+    assert psutil["bounds"]["upper_bytes"] is None
+    assert any("no per-process high-water mark" in w for w in psutil["warnings"])
+    assert psutil["peak"]["swap_bytes"] is not None  # Linux reports swap through psutil
+    assert proc["bounds"]["upper_bytes"] >= proc["peak"]["total_bytes"]

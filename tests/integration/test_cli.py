@@ -16,21 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from memwatch import RunSummary, measure
+from memwatch import RunSummary, measure, run
 
 from .conftest import MIB, REPO, memhog
 
 
 @pytest.mark.parametrize("code", [0, 3])
-def test_exit_code_of_the_command_is_kept(code, memwatch):
-    result = memwatch(["--no-cgroup"], memhog("exit", code))
+def test_exit_code_of_the_command_is_kept(code, memwatch, backend):
+    result = memwatch(["--no-cgroup", "--backend", backend], memhog("exit", code))
     assert result.returncode == code
     assert result.summary["exit_code"] == code
     assert result.summary["signal"] is None
+    assert result.summary["backend"] == backend
 
 
-def test_command_not_found_exits_127(memwatch):
-    result = memwatch([], ["memwatch-no-such-command"])
+def test_command_not_found_exits_127(memwatch, backend):
+    result = memwatch(["--backend", backend], ["memwatch-no-such-command"])
     assert result.returncode == 127
     assert "memwatch-no-such-command: command not found" in result.stderr
     assert "Traceback" not in result.stderr
@@ -46,9 +47,9 @@ def test_command_not_executable_exits_126(memwatch, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_death_by_signal_exits_128_plus_n(memwatch):
+def test_death_by_signal_exits_128_plus_n(memwatch, backend):
     job = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
-    result = memwatch(["--no-cgroup"], job)
+    result = memwatch(["--no-cgroup", "--backend", backend], job)
     assert result.returncode == 128 + signal.SIGKILL
     assert result.summary["signal"] == signal.SIGKILL
     assert result.summary["exit_code"] is None
@@ -150,15 +151,44 @@ def _is_subreaper() -> bool:
     return bool(flag.value)
 
 
-def test_python_api_measures_a_command_and_leaves_the_caller_as_it_was():
+def test_python_api_measures_a_command_and_leaves_the_caller_as_it_was(backend):
     assert not _is_subreaper()
-    summary = measure(memhog("hold", 100, 0.3), interval_s=0.02, use_cgroup=False, job="demo")
+    summary = measure(
+        memhog("hold", 100, 0.3), interval_s=0.02, use_cgroup=False, job="demo", backend=backend
+    )
     assert isinstance(summary, RunSummary)
+    assert summary.backend == backend
     assert summary.exit_status == 0
     assert summary.job == "demo"
     assert summary.peak.source in ("sampling", "hwm")
-    assert 100 * MIB <= summary.peak.total_bytes <= summary.bounds.upper_bytes
+    assert summary.peak.total_bytes >= 100 * MIB
+    upper = summary.bounds.upper_bytes  # unknown without high-water marks (psutil on Linux)
+    assert upper is None if backend == "psutil" else summary.peak.total_bytes <= upper
     assert not _is_subreaper()
+
+
+def test_without_linux_facilities_a_run_degrades_and_says_what_is_missing(monkeypatch):
+    # What macOS lacks: prctl (no subreaper), cgroups, sigtimedwait, and waitid before
+    # Python 3.13. memwatch then samples through psutil, forwards no signals and reaps the
+    # job as soon as it ends; the figures it has are still right.
+    monkeypatch.setattr(run, "LINUX", False)
+    monkeypatch.delattr(os, "waitid")
+    monkeypatch.delattr(signal, "sigtimedwait")
+    summary = measure(
+        memhog("children", 2, 100, 1), interval_s=0.05, backend="psutil", forward_signals=True
+    )
+    assert (summary.exit_status, summary.backend) == (0, "psutil")
+    assert summary.peak.total_bytes >= 200 * MIB
+    assert summary.ru_maxrss_bytes is not None and summary.ru_maxrss_bytes >= 100 * MIB
+    warnings = "\n".join(summary.warnings)
+    for missing in (
+        "no child subreaper on this platform",
+        "no cgroup peak on this platform",
+        "not forwarded to the command",
+        "no per-process high-water mark",
+    ):
+        assert missing in warnings
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, []) & run.FORWARDED_SIGNALS
 
 
 def test_memwatch_stays_light_while_wrapping(started, tmp_path):

@@ -162,3 +162,30 @@ def test_json_summary_is_written_where_asked(tmp_path, fake_measure):
     path = tmp_path / "peak.json"
     assert cli.main(["-q", "--json", str(path), "--", "make"]) == 0
     assert json.loads(path.read_text())["command"] == ["make"]
+
+
+@pytest.mark.parametrize("subcommand", [[], ["run"]])
+def test_backend_option_reaches_measure(fake_measure, subcommand):
+    calls, _ = fake_measure
+    assert cli.main([*subcommand, "-q", "--backend", "psutil", "--", "make"]) == 0
+    assert cli.main([*subcommand, "-q", "--", "make"]) == 0
+    assert [kwargs["backend"] for _, kwargs in calls] == ["psutil", "auto"]
+
+
+def test_unknown_backend_is_a_usage_error(capsys):
+    err = usage_error(capsys, ["--backend", "kvm", "--", "true"])
+    assert "--backend" in err and "psutil" in err
+
+
+def test_backend_option_reaches_every_run_of_a_sweep(monkeypatch, run_summary, tmp_path, capsys):
+    seen = []
+
+    def measure(command, **kwargs):
+        seen.append(kwargs["backend"])
+        return run_summary(job=kwargs["job"], size=kwargs["size"])
+
+    monkeypatch.setattr("memwatch.sweep.measure", measure)
+    history = str(tmp_path / "history.sqlite")
+    argv = ["sweep", "--sizes", "1,2", "--backend", "psutil", "--history", history]
+    cli.main([*argv, "--", "job", "{size}"])
+    assert seen and set(seen) == {"psutil"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from memwatch.peak import TreeAccumulator, resolve_peak
@@ -438,3 +440,49 @@ def test_cgroup_peak_has_no_time_stamp(sampled):
     cg = CgroupPeak(1, 600 * MIB, 600 * MIB, True, 0)
     peak, _, _ = resolve_peak(sampled, cgroup=cg, ru_maxrss_bytes=None)
     assert peak.at_s is None
+
+
+# --- figures the platform does not give (the psutil backend) ---------------------------------
+
+
+def without_hwm_or_swap(p, swap=True):
+    """The same reading as the psutil backend gives it: no VmHWM (and no swap on macOS)."""
+    return dataclasses.replace(p, hwm_bytes=None, swap_bytes=p.swap_bytes if swap else None)
+
+
+def test_without_high_water_marks_no_spike_is_guessed_and_no_upper_bound_is_claimed(proc_mem):
+    acc = accumulate(
+        [
+            (0, [without_hwm_or_swap(proc_mem(1, 100))]),
+            (1, [without_hwm_or_swap(proc_mem(1, 100, hwm_mib=500))]),
+        ]
+    )
+    assert acc.spike_estimate_bytes == 0
+    assert acc.upper_bytes is None
+    assert acc.max_process_hwm_bytes == 100 * MIB  # the largest RSS seen stands in
+    peak, bounds, _ = resolve_peak(acc, cgroup=None, ru_maxrss_bytes=None)
+    assert (peak.total_bytes, peak.source) == (100 * MIB, "sampling")
+    assert (bounds.lower_bytes, bounds.upper_bytes) == (100 * MIB, None)
+
+
+def test_without_high_water_marks_the_commands_ru_maxrss_still_catches_a_spike(proc_mem):
+    acc = accumulate([(0, [without_hwm_or_swap(proc_mem(1, 100, swap_mib=10))])])
+    peak, bounds, _ = resolve_peak(acc, cgroup=None, ru_maxrss_bytes=400 * MIB)
+    assert (peak.total_bytes, peak.source, peak.rss_bytes) == (400 * MIB, "hwm", 390 * MIB)
+    assert bounds.upper_bytes is None
+
+
+def test_without_per_process_swap_the_swap_figures_are_unknown_not_zero(proc_mem):
+    acc = TreeAccumulator()
+    s = acc.feed(0, [without_hwm_or_swap(proc_mem(pid, 100), swap=False) for pid in (1, 2)])
+    assert (s.total_bytes, s.rss_bytes, s.swap_bytes) == (200 * MIB, 200 * MIB, None)
+    peak, _, _ = resolve_peak(acc, cgroup=None, ru_maxrss_bytes=None)
+    assert (peak.total_bytes, peak.swap_bytes) == (200 * MIB, None)
+
+
+def test_a_cgroup_peak_bounds_the_tree_even_without_high_water_marks(proc_mem):
+    acc = accumulate([(0, [without_hwm_or_swap(proc_mem(1, 100))])])
+    cgroup = CgroupPeak(1, 110 * MIB, 120 * MIB, True, 0)
+    peak, bounds, _ = resolve_peak(acc, cgroup=cgroup, ru_maxrss_bytes=None)
+    assert (peak.total_bytes, peak.swap_bytes) == (120 * MIB, 10 * MIB)
+    assert bounds.upper_bytes == 120 * MIB

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from memwatch.plateau import PlateauDetector, detect_plateaus
 
 MIB = 1 << 20
@@ -135,3 +137,19 @@ def test_windows_far_apart_in_rss_are_not_joined(sample):
     first = [sample(t, 200, swap_mib=10 * t) for t in range(5)]
     second = [sample(t, 260, swap_mib=10 * t) for t in range(5, 10)]
     assert [(p.start_s, p.end_s) for p in detect_plateaus(first + second)] == [(0, 4), (5, 9)]
+
+
+def test_without_per_process_swap_the_systems_swap_out_still_flags_a_plateau(sample):
+    # The psutil backend on macOS: RSS flat, the tree's swap unknown, the system swapping.
+    series = [
+        dataclasses.replace(sample(t, 200, system_swapout_mib=100 + 20 * t), swap_bytes=None)
+        for t in range(6)
+    ]
+    [p] = detect_plateaus(series)
+    assert (p.start_s, p.end_s) == (0, 5)
+    assert (p.swap_growth_bytes, p.system_swapout_bytes) == (None, 100 * MIB)
+
+
+def test_without_any_swap_figure_flat_rss_is_no_plateau(sample):
+    series = [dataclasses.replace(sample(t, 200), swap_bytes=None) for t in range(6)]
+    assert detect_plateaus(series) == []

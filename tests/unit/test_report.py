@@ -308,3 +308,23 @@ def test_json_command_with_non_utf8_bytes_is_valid_utf8(run_summary):
     text = json.dumps(to_json(summary), ensure_ascii=False)
     text.encode("utf-8")  # a lone surrogate would raise UnicodeEncodeError here
     assert to_json(summary)["command"] == ["echo", "caf\ufffd"]
+
+
+# --- the backend that sampled ----------------------------------------------------------------
+
+
+def test_json_names_the_backend(run_summary):
+    assert to_json(run_summary())["backend"] == "proc"
+    assert to_json(run_summary(backend="psutil"))["backend"] == "psutil"
+
+
+def test_human_summary_mentions_psutil_and_unknown_figures_only_when_so(run_summary):
+    assert "psutil" not in format_human(run_summary())
+    peak = Peak(500 * MIB, 500 * MIB, None, None, 1.0, "sampling")
+    text = format_human(run_summary(backend="psutil", peak=peak, bounds=Bounds(200 * MIB, None)))
+    assert "(sampled through psutil)" in text
+    assert "RAM 500.0 MiB + swap n/a" in text
+    assert "bounds 200.0 MiB .. n/a" in text
+    doc = to_json(run_summary(backend="psutil", peak=peak, bounds=Bounds(200 * MIB, None)))
+    assert doc["peak"]["swap_bytes"] is None
+    assert doc["bounds"]["upper_bytes"] is None

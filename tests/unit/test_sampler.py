@@ -89,7 +89,7 @@ def test_pss_sample_torn_by_an_exit_cannot_set_the_peak(fake_proc, monkeypatch):
     fake_proc.add(601, ppid=ROOT, start=10_001, rss_kb=100 * MIB_KB, pss_kb=50 * MIB_KB)
     assert sampler.sample_once().total_bytes == 100 << 20
     fake_proc.add(ROOT, ppid=500, start=10_000, rss_kb=100 * MIB_KB, pss_kb=90 * MIB_KB)
-    monkeypatch.setattr("memwatch.sampler.is_running", lambda pid, procfs: pid != 601)
+    monkeypatch.setattr(sampler.backend, "is_running", lambda pid: pid != 601)
     torn = sampler.sample_once()
     assert torn.total_bytes == 140 << 20  # still streamed to --samples as read
     assert sampler.accumulator.max_sample.total_bytes == 100 << 20

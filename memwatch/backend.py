@@ -1,0 +1,128 @@
+"""Where the sampler's readings come from: Linux /proc (the default) or psutil (elsewhere).
+
+A backend gives the sampler the few operations it needs: follow a job's process tree,
+read one process's memory, tell whether a process still runs, and the system's swap-out
+counter. It is chosen once per run: "auto" is /proc where /proc/self/status exists
+(Linux), else psutil (macOS, Windows, the BSDs). ``--backend psutil`` selects the
+portable one on Linux too, so it is tested where CI runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Literal, Protocol
+
+from .errors import UsageError
+from .procfs import PROC, is_running, read_proc_mem, read_vmstat
+from .tree import TreeTracker
+from .types import BackendName, ProcMem
+
+BackendChoice = Literal["auto", "proc", "psutil"]
+BACKEND_CHOICES: tuple[BackendChoice, ...] = ("auto", "proc", "psutil")
+
+
+class Tracker(Protocol):
+    """Follows the processes of one job (tree.TreeTracker is the /proc one)."""
+
+    root_pid: int
+
+    def refresh(self) -> dict[int, int]:
+        """The current members: {pid: start key}, the key as ProcMem.start_ticks has it."""
+        ...
+
+    def forget(self, pid: int) -> None:
+        """Drop a pid whose start key changed (pid reuse)."""
+        ...
+
+
+class Backend(Protocol):
+    """The operations the sampler and ``measure()`` need from the OS."""
+
+    name: BackendName
+
+    def read_mem(self, pid: int, *, pss: bool = False) -> ProcMem:
+        """One process's memory; raises ProcessGone or PermissionDenied."""
+        ...
+
+    def tracker(self, root_pid: int, *, reaper_pid: int | None = None) -> Tracker:
+        """Follows ``root_pid``'s tree; with ``reaper_pid``, orphans adopted by it count too."""
+        ...
+
+    def is_running(self, pid: int) -> bool:
+        """False once the process has exited, including as a not yet reaped zombie."""
+        ...
+
+    def system_swapout_bytes(self) -> int | None:
+        """Bytes the whole system has swapped out so far; None where that is unknown."""
+        ...
+
+    def own_hwm_bytes(self) -> int:
+        """memwatch's own resident high-water mark (run.py's ru_maxrss trust rule needs it)."""
+        ...
+
+    def limitations(self, *, pss: bool) -> list[str]:
+        """Summary warnings naming each figure this backend cannot give here."""
+        ...
+
+
+class ProcBackend:
+    """The Linux readers of procfs.py and tree.py: the fast path, unchanged."""
+
+    name: BackendName = "proc"
+
+    def __init__(self, procfs: str = PROC) -> None:
+        self.procfs = procfs
+        self._page_size = os.sysconf("SC_PAGE_SIZE")
+
+    def read_mem(self, pid: int, *, pss: bool = False) -> ProcMem:
+        """/proc/PID/status (and smaps_rollup with ``pss``): procfs.read_proc_mem."""
+        return read_proc_mem(pid, pss=pss, procfs=self.procfs)
+
+    def tracker(self, root_pid: int, *, reaper_pid: int | None = None) -> TreeTracker:
+        return TreeTracker(root_pid, reaper_pid=reaper_pid, procfs=self.procfs)
+
+    def is_running(self, pid: int) -> bool:
+        return is_running(pid, self.procfs)
+
+    def system_swapout_bytes(self) -> int | None:
+        """Cumulative pages swapped out by the whole system (/proc/vmstat pswpout), in bytes."""
+        swapout = read_vmstat(("pswpout",), self.procfs).get("pswpout")
+        return None if swapout is None else swapout * self._page_size
+
+    def own_hwm_bytes(self) -> int:
+        """memwatch's own resident high-water mark (VmHWM)."""
+        return read_proc_mem(os.getpid(), procfs=self.procfs).hwm_bytes or 0
+
+    def limitations(self, *, pss: bool) -> list[str]:
+        return []
+
+
+def has_procfs(procfs: str = PROC) -> bool:
+    """Whether a Linux /proc with per-process status files is mounted at ``procfs``."""
+    return os.path.exists(f"{procfs}/self/status")
+
+
+def open_backend(choice: str = "auto", *, procfs: str = PROC) -> Backend:
+    """The backend for ``choice`` ("auto", "proc" or "psutil"); UsageError if it cannot work."""
+    if choice not in BACKEND_CHOICES:
+        raise UsageError(f"--backend must be one of {', '.join(BACKEND_CHOICES)} (got {choice!r})")
+    proc_here = has_procfs(procfs)
+    if choice == "proc" and not proc_here:
+        raise UsageError(
+            f"--backend proc: {procfs}/self/status does not exist (no Linux /proc here); "
+            "use --backend psutil"
+        )
+    if choice == "proc" or (choice == "auto" and proc_here):
+        return ProcBackend(procfs)
+    from .psutil_backend import PsutilBackend  # imported only where it is used
+
+    return PsutilBackend()
+
+
+def maxrss_bytes(ru_maxrss: int, platform: str = sys.platform) -> int:
+    """getrusage's ``ru_maxrss`` in bytes, whatever unit this platform counts it in."""
+    # Linux getrusage(2): "the maximum resident set size used (in kilobytes)"; the BSDs
+    # count kilobytes too. macOS getrusage(2): "the maximum resident set size utilized
+    # (in bytes)" (XNU multiplies by the page size and never divides).
+    return ru_maxrss if platform == "darwin" else ru_maxrss * 1024
