@@ -14,7 +14,7 @@ import sys
 from typing import Literal, Protocol
 
 from .errors import UsageError
-from .procfs import PROC, is_running, read_proc_mem, read_vmstat
+from .procfs import PROC, is_running, read_meminfo, read_proc_mem, read_vmstat
 from .tree import TreeTracker
 from .types import BackendName, ProcMem
 
@@ -126,3 +126,14 @@ def maxrss_bytes(ru_maxrss: int, platform: str = sys.platform) -> int:
     # count kilobytes too. macOS getrusage(2): "the maximum resident set size utilized
     # (in bytes)" (XNU multiplies by the page size and never divides).
     return ru_maxrss if platform == "darwin" else ru_maxrss * 1024
+
+
+def machine_memory(procfs: str = PROC) -> tuple[int, int] | None:
+    """(total, available) RAM in bytes: /proc/meminfo, else psutil (macOS, Windows)."""
+    found = read_meminfo(procfs)
+    if found is not None or has_procfs(procfs):
+        return found
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return memory.total, memory.available

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
+from .backend import BACKEND_CHOICES, machine_memory
 from .cgroup import memory_limit
 from .errors import FitError, HistoryError, MemwatchError, OutputError, UsageError
 from .history import DEFAULT_ENV, History, default_path
 from .limits import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION
-from .procfs import read_meminfo
 from .report import (
     SampleWriter,
     check_writable,
@@ -176,7 +176,7 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-cgroup", action="store_true", help="do not make a job cgroup; sample only")
     p.add_argument(
         "--backend",
-        choices=("auto", "proc", "psutil"),
+        choices=BACKEND_CHOICES,
         default="auto",
         help="how processes are sampled: proc reads Linux /proc (the default where it exists), "
         "psutil works anywhere but gives less: no per-process high-water mark outside "
@@ -454,7 +454,7 @@ def _advise(args: argparse.Namespace, measurements: list[Measurement], title: st
     model = fit(measurements, margin=args.margin)
     predictions = [predict(model, size, force=args.force) for size in args.at]
     try:
-        budget = choose_budget(args.budget, read_meminfo(), memory_limit())
+        budget = choose_budget(args.budget, machine_memory(), memory_limit())
     except ValueError as err:
         raise UsageError(str(err)) from None
     answers = plan(model, predictions, budget, args.max_size_for, args.force)

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from memwatch import cli
+from memwatch.backend import machine_memory
 from memwatch.cgroup import memory_limit
 from memwatch.model import Measurement, fit, predict
 from memwatch.planning import Budget, choose_budget, growth, judge, max_size_for, plan
@@ -40,6 +41,15 @@ def test_memory_amounts_in_human_units(text, expected):
 def test_bad_memory_amounts_say_what_is_accepted(text):
     with pytest.raises(ValueError, match="e.g. 16GiB|at least 1 byte"):
         parse_bytes(text)
+
+
+def test_without_proc_the_machine_memory_comes_from_psutil(tmp_path):
+    import psutil
+
+    assert machine_memory(str(tmp_path / "no-proc")) == (
+        psutil.virtual_memory().total,
+        pytest.approx(psutil.virtual_memory().available, rel=0.2),
+    )
 
 
 def test_machine_memory_comes_from_meminfo(tmp_path):
@@ -194,7 +204,7 @@ def test_cli_says_in_plain_words_and_points_at_chunking(capsys, runs_csv):
 
 
 def test_cli_default_budget_is_the_machine(capsys, runs_csv, monkeypatch):
-    monkeypatch.setattr(cli, "read_meminfo", lambda: (32 * GiB, 30 * GiB))
+    monkeypatch.setattr(cli, "machine_memory", lambda: (32 * GiB, 30 * GiB))
     monkeypatch.setattr(cli, "memory_limit", lambda: None)
     assert cli.main(["fit", runs_csv, "--at", "10000", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
