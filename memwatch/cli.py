@@ -38,7 +38,7 @@ from .sweep import SweepRun, substitute, sweep
 if TYPE_CHECKING:
     from .model import Measurement
 
-SUBCOMMANDS = ("run", "sweep", "fit", "predict", "history", "plot")
+SUBCOMMANDS = ("run", "sweep", "fit", "predict", "history", "plot", "check-config", "daemon")
 
 RUN_DESCRIPTION = """\
 Run CMD exactly as it would run without memwatch (same stdin, stdout, stderr and exit
@@ -90,6 +90,25 @@ examples:
   memwatch sweep --sizes 1000,2000,3000,4000,5000 --at 20000 -- python job.py {size}
   memwatch fit runs.csv --at 1e7 --json
   memwatch predict --job etl --at 5e6 --plot etl.png"""
+
+
+CHECK_CONFIG_DESCRIPTION = """\
+Validate a memwatch daemon config file (see config/memwatch.yaml) without starting
+anything: YAML syntax, unknown keys, every value, regexes compiled, TLS certificate and
+key loaded, basic auth values checked to be bcrypt hashes (never printed). Prints
+'PATH: OK (N watch entries)' on stdout, or every problem found, one per line on stderr:
+
+  FILE:LINE: key.path: problem (got value)"""
+
+CHECK_CONFIG_EPILOG = """\
+exit status: 0 when the file is valid; 1 when it is not (or cannot be read);
+2 for a usage error.
+
+example:
+  memwatch check-config /etc/memwatch/memwatch.yaml && systemctl reload memwatch"""
+
+
+DAEMON_CONFIG = "/etc/memwatch/memwatch.yaml"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,6 +174,12 @@ def _memory(text: str) -> int:
         return parse_bytes(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535 (got {text})")
+    return int(text)
 
 
 def _add_measure_options(p: argparse.ArgumentParser) -> None:
@@ -270,6 +295,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="job name; a run with a job name is recorded in the history",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve the job's live memory as Prometheus metrics at "
+        "http://ADDRESS:PORT/metrics while it runs (0: any free port, printed at start)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address --metrics-port listens on (default 127.0.0.1, loopback only)",
+    )
+    run.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="push the final result to this Prometheus Pushgateway when the job ends "
+        "(grouping key job=--job, else the command's basename)",
+    )
+    run.add_argument(
+        "--textfile",
+        metavar="PATH.prom",
+        help="write the final result atomically to PATH.prom for node_exporter's "
+        "textfile collector",
+    )
     _add_history_option(run)
     run.add_argument("-q", "--quiet", action="store_true", help="print no summary to stderr")
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="the command")
@@ -351,6 +401,38 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "-o", "--output", required=True, metavar="PATH", help="image to write (.png/.svg/.pdf)"
     )
+
+    check_config = sub.add_parser(
+        "check-config",
+        help="validate a daemon config file (watch list, listen address, TLS, basic auth)",
+        description=CHECK_CONFIG_DESCRIPTION,
+        epilog=CHECK_CONFIG_EPILOG,
+        formatter_class=raw,
+    )
+    check_config.add_argument("config", metavar="PATH", help="the YAML config file")
+
+    daemon = sub.add_parser(
+        "daemon",
+        help="watch the process trees of a YAML watch list and serve Prometheus metrics",
+        description="Sample the processes named in the config's watch list and serve their "
+        "memory, peaks, swap suspicion and recommendations at /metrics. SIGHUP reloads the "
+        "config (a bad one is reported and the running one stays); SIGTERM stops. Under "
+        "systemd (Type=notify) it reports READY/RELOADING/STOPPING and pings the watchdog.",
+        epilog="exit status: 0 after SIGTERM or SIGINT; 1 when the config is invalid or "
+        "the port cannot be served; 2 for a usage error.",
+    )
+    daemon.add_argument(
+        "--config",
+        default=DAEMON_CONFIG,
+        metavar="PATH",
+        help=f"the YAML config (default {DAEMON_CONFIG}; check it with memwatch check-config)",
+    )
+    daemon.add_argument(
+        "--port",
+        type=_port,
+        metavar="PORT",
+        help="listen on PORT instead of the config's port (also after reloads)",
+    )
     return parser
 
 
@@ -376,7 +458,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             # options and its own '--' reach it untouched.
             command = args.command[1:] if args.command[:1] == ["--"] else args.command
             return _run(args, command) if args.subcommand == "run" else _sweep(args, command)
-        handlers = {"fit": _fit, "predict": _predict, "history": _history, "plot": _plot}
+        handlers = {
+            "fit": _fit,
+            "predict": _predict,
+            "history": _history,
+            "plot": _plot,
+            "check-config": _check_config,
+            "daemon": _daemon,
+        }
         return handlers[args.subcommand](args)
     except MemwatchError as err:
         _say(f"memwatch: error: {err}")
@@ -399,15 +488,49 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
         check_writable(args.json, "--json")
         if args.samples and os.path.realpath(args.json) == os.path.realpath(args.samples):
             raise UsageError(f"--json and --samples both name {args.json}: give two files")
-    writer = SampleWriter(args.samples) if args.samples else None
+    if args.textfile:
+        if not args.textfile.endswith(".prom"):
+            raise UsageError(
+                f"--textfile {args.textfile}: the name must end in .prom (node_exporter's "
+                "textfile collector reads only *.prom files)"
+            )
+        check_writable(args.textfile, "--textfile")
+    if args.pushgateway:
+        from .exporter import pushgateway_url_problem
+
+        problem = pushgateway_url_problem(args.pushgateway)
+        if problem:
+            raise UsageError(f"--pushgateway {problem}")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise UsageError(f"--metrics-port must be between 0 and 65535 (got {args.metrics_port})")
+    # The exporter (prometheus_client, bcrypt) is imported only when asked for: wrapping a
+    # job must stay light.
+    live = server = writer = None
     try:
+        if args.metrics_port is not None:
+            from .exporter import LiveRun, MetricsServer, make_registry, run_job_name
+
+            live = LiveRun(run_job_name(args.job, command), args.interval, size=args.size)
+            server = MetricsServer(
+                make_registry(live.snapshot), args.metrics_address, args.metrics_port
+            )
+            server.start()  # a port in use fails here, before the command starts
+            if not args.quiet:
+                _say(f"memwatch: serving live metrics at {server.url}")
+        writer = SampleWriter(args.samples) if args.samples else None
+        if live is not None:
+            from .exporter import fan_out_samples
+
+            on_sample = fan_out_samples(writer, live)
+        else:
+            on_sample = writer
         summary = measure(
             command,
             interval_s=args.interval,
             pss=args.pss,
             use_cgroup=not args.no_cgroup,
             backend=args.backend,
-            on_sample=writer,
+            on_sample=on_sample,
             forward_signals=True,
             job=args.job,
             size=args.size,
@@ -415,19 +538,40 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
     finally:
         if writer:
             writer.close()
+        if server:
+            server.stop()
     if writer and writer.error:
         summary = dataclasses.replace(summary, warnings=(*summary.warnings, writer.error))
-    if args.json:
+    failed: list[OutputError] = []
+    if args.textfile or args.pushgateway:
+        from .exporter import push_run, write_run_textfile
+
         try:
-            write_json(summary, args.json)
+            if args.textfile:
+                write_run_textfile(summary, args.textfile)
         except OutputError as err:
-            # The measurement is not lost: it goes to stderr even with --quiet.
-            _say(format_human(summary))
+            failed.append(err)
+        try:
+            if args.pushgateway:
+                push_run(summary, args.pushgateway)
+        except OutputError as err:
+            failed.append(err)
+
+    def outputs_failed(errors: list[OutputError]) -> int:
+        # The measurement is not lost: it goes to stderr even with --quiet.
+        _say(format_human(summary))
+        for err in errors:
             _say(
                 f"memwatch: error: {err} (the command ended with exit status "
                 f"{summary.exit_status}; its summary is above)"
             )
-            return err.exit_code
+        return errors[0].exit_code
+
+    if args.json:
+        try:
+            write_json(summary, args.json)
+        except OutputError as err:
+            return outputs_failed([err, *failed])
     if args.job is not None:
         try:
             History(args.history or default_path()).record(summary, args.job)
@@ -436,6 +580,8 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             summary = dataclasses.replace(
                 summary, warnings=(*summary.warnings, f"not recorded in the history: {err}")
             )
+    if failed:
+        return outputs_failed(failed)
     if not args.quiet:
         _say(format_human(summary))
     return summary.exit_status
@@ -538,6 +684,12 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _daemon(args: argparse.Namespace) -> int:
+    from .daemon import run_daemon  # the exporter's imports only for the daemon
+
+    return run_daemon(args.config, port=args.port)
+
+
 def _plot(args: argparse.Namespace) -> int:
     from .plot import check_plot_path, plot_samples
 
@@ -545,6 +697,21 @@ def _plot(args: argparse.Namespace) -> int:
     samples = read_samples(args.samples)
     plot_samples(samples, args.output, title=os.path.basename(args.samples))
     _say(f"memwatch: wrote {args.output}")
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .errors import ConfigError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        for problem in err.problems:  # file:line: first, as compilers do: editors jump there
+            _say(problem)
+        return err.exit_code
+    count = len(config.watch)
+    print(f"{args.config}: OK ({count} watch {'entry' if count == 1 else 'entries'})")
     return 0
 
 

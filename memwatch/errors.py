@@ -72,3 +72,17 @@ class InputError(MemwatchError):
     """A file given to memwatch (runs CSV, samples file) cannot be used; exit 1."""
 
     exit_code = 1
+
+
+class ConfigError(MemwatchError):
+    """A config file is invalid. ``problems`` holds every problem, one line each; exit 1.
+
+    Each line reads ``file:line: key.path: problem (got value)``; ``str(err)`` joins them
+    with newlines. A secret (a bcrypt hash) is never part of a message.
+    """
+
+    exit_code = 1
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)

@@ -33,11 +33,13 @@ class PlateauDetector:
         min_tolerance_bytes: int = 4 * MIB,
         min_samples: int = 4,
         min_swap_growth_bytes: int = 4 * MIB,
+        keep: int | None = None,
     ) -> None:
         self._rel = rel_tolerance
         self._min_tol = min_tolerance_bytes
         self._min_samples = min_samples
         self._min_growth = min_swap_growth_bytes
+        self._keep = keep  # only the last ``keep`` plateaus are kept (a months-long daemon)
         self._first: Sample | None = None
         self._last: Sample | None = None
         self._count = 0
@@ -89,12 +91,24 @@ class PlateauDetector:
             )
         )
         self._open_plateau_first = first
+        if self._keep is not None:
+            del self._found[: -self._keep or None]
 
     def _swapping(self, first: Sample, last: Sample) -> bool:
         tree = (_tree_growth(first, last) or 0) >= self._min_growth
         in_swap = last.swap_bytes is None or last.swap_bytes > 0
         system = _system_growth(first, last) >= self._min_growth and in_swap
         return tree or system
+
+    def swapping_now(self) -> bool:
+        """Whether the window still open is already a plateau: RSS flat while swap grows.
+
+        A live reading for a watcher; the window stays open (``finish`` closes it).
+        """
+        first, last = self._first, self._last
+        if first is None or last is None or self._count < self._min_samples:
+            return False
+        return self._rss_max > 0 and self._swapping(first, last)
 
     def finish(self) -> list[Plateau]:
         """Close the open window and return every plateau, in time order."""

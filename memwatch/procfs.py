@@ -68,7 +68,98 @@ def is_running(pid: int, procfs: str = PROC) -> bool:
 def read_proc_mem(pid: int, *, pss: bool = False, procfs: str = PROC) -> ProcMem:
     """Read one process's memory: status always, smaps_rollup only with ``pss``."""
     _, start_ticks = read_stat(pid, procfs)
-    status = _read(f"{procfs}/{pid}/status", pid)
+    return _mem(pid, start_ticks, _read(f"{procfs}/{pid}/status", pid), pss, procfs)
+
+
+def read_status_mem(
+    pid: int, start_ticks: int, *, pss: bool = False, procfs: str = PROC
+) -> tuple[ProcMem, bytes, int]:
+    """(memory, Name line, ppid) of a process whose start time is known from an earlier read.
+
+    One read instead of read_proc_mem's two, for a watcher that read /proc/PID/stat when
+    it first saw the process; the Name line (changed by exec) and PPid (changed when the
+    parent dies) tell it when to read stat again.
+    """
+    return _status_mem(pid, start_ticks, _read(f"{procfs}/{pid}/status", pid), pss, procfs)
+
+
+def _status_mem(
+    pid: int, start_ticks: int, status: bytes, pss: bool, procfs: str
+) -> tuple[ProcMem, bytes, int]:
+    # The first line, "Name:\t<comm>", escaped by the kernel: a comm cannot forge a line.
+    name = status[: status.find(b"\n")]
+    at = status.find(b"\nPPid:")
+    ppid = int(status[at + 6 : status.find(b"\n", at + 6)]) if at >= 0 else 0
+    return _mem(pid, start_ticks, status, pss, procfs), name, ppid
+
+
+class StatusFiles:
+    """/proc/PID/status of watched processes, kept open and read again with pread.
+
+    Opening walks the path through /proc every time; a kept file reads in about half the
+    time. It also stays bound to the process it was opened for: once that process is
+    gone, reads fail with ESRCH even after its pid was reused, so a reused pid is never
+    taken for the old process. At most ``max_open`` files stay open (default: half the
+    soft RLIMIT_NOFILE); beyond that, a file is opened for each read.
+    """
+
+    def __init__(self, procfs: str = PROC, max_open: int | None = None) -> None:
+        self.procfs = procfs
+        if max_open is None:
+            import resource  # Unix only; this module is imported on Windows too (psutil)
+
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            max_open = 1 << 16 if soft == resource.RLIM_INFINITY else soft // 2
+        self.max_open = max_open
+        self._fds: dict[int, int] = {}
+
+    def read(self, pid: int, start_ticks: int, *, pss: bool = False) -> tuple[ProcMem, bytes, int]:
+        """As read_status_mem; ProcessGone once the process it was opened for is gone."""
+        fd = self._fds.get(pid)
+        if fd is None and len(self._fds) < self.max_open:
+            fd = self._open(pid)
+        if fd is None:
+            return read_status_mem(pid, start_ticks, pss=pss, procfs=self.procfs)
+        try:
+            status = os.pread(fd, 65536, 0)
+        except OSError as err:
+            self.close(pid)
+            if err.errno == errno.ESRCH:
+                raise ProcessGone(pid) from err
+            raise
+        return _status_mem(pid, start_ticks, status, pss, self.procfs)
+
+    def _open(self, pid: int) -> int | None:
+        path = f"{self.procfs}/{pid}/status"
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, ProcessLookupError) as err:
+            raise ProcessGone(pid) from err
+        except PermissionError as err:
+            raise PermissionDenied(pid, path) from err
+        except OSError as err:
+            if err.errno in (errno.EMFILE, errno.ENFILE):
+                self.max_open = len(self._fds)  # out of descriptors: open per read from now
+                return None
+            raise
+        self._fds[pid] = fd
+        return fd
+
+    def close(self, pid: int) -> None:
+        """Close the file of a process that is gone (or no longer watched)."""
+        fd = self._fds.pop(pid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close_all(self) -> None:
+        for pid in list(self._fds):
+            self.close(pid)
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+
+def _mem(pid: int, start_ticks: int, status: bytes, pss: bool, procfs: str) -> ProcMem:
     # Kernel threads and zombies have no Vm* lines: they hold no user memory.
     # Keys are matched at a line start: the Name: line is the process's own comm, which it
     # can set to anything, "VmSwap: 9999999" included.
@@ -123,3 +214,90 @@ def read_meminfo(procfs: str = PROC) -> tuple[int, int] | None:
     if total is None:
         return None
     return total, total if available is None else available
+
+
+# --- what selection needs: who a process is (comm, exe, command line, cgroups) ----------
+
+
+def read_stat_comm(pid: int, procfs: str = PROC) -> tuple[str, int, int]:
+    """Return (comm, ppid, start_ticks) from one read of /proc/PID/stat.
+
+    comm is the same 15-character name as /proc/PID/comm: one read instead of two.
+    """
+    data = _read(f"{procfs}/{pid}/stat", pid)
+    # comm may itself contain ") ": it lies between the first '(' and the *last* ')'.
+    close = data.rfind(b")")
+    comm = data[data.find(b"(") + 1 : close].decode("utf-8", "replace")
+    fields = data[close + 2 :].split()
+    return comm, int(fields[1]), int(fields[19])
+
+
+def read_cmdline(pid: int, procfs: str = PROC) -> str:
+    """The command line, arguments joined by spaces; "" for kernel threads and zombies."""
+    path = f"{procfs}/{pid}/cmdline"
+    # Unlike the small status files, a command line can exceed one read (ARG_MAX is
+    # megabytes): read to the end. The kernel reads it from the process's own memory, so
+    # this can wait on a process whose mmap_lock is held (`ps` hangs the same way):
+    # callers read it only when a selector needs it.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+    except (FileNotFoundError, ProcessLookupError) as err:
+        raise ProcessGone(pid) from err
+    except PermissionError as err:
+        raise PermissionDenied(pid, path) from err
+    except OSError as err:
+        if err.errno == errno.ESRCH:
+            raise ProcessGone(pid) from err
+        raise
+    # Arguments end in NUL; a process that rewrote its title (setproctitle) may use spaces.
+    return b"".join(chunks).rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+
+
+def read_exe_name(pid: int, procfs: str = PROC) -> str | None:
+    """Basename of the executable (/proc/PID/exe); None for kernel threads and zombies.
+
+    Needs ptrace read access to the process (another user's: CAP_SYS_PTRACE), so it
+    raises PermissionDenied where /proc/PID/comm and stat would still be readable.
+    """
+    path = f"{procfs}/{pid}/exe"
+    try:
+        target = os.readlink(path)
+    except FileNotFoundError:
+        # Also what a kernel thread or a zombie gives (no mm, no exe); a process that is
+        # really gone is noticed by the next read of its stat.
+        return None
+    except PermissionError as err:
+        raise PermissionDenied(pid, path) from err
+    except ProcessLookupError as err:
+        raise ProcessGone(pid) from err
+    # A binary replaced on disk (a package upgrade) while it runs reads "/usr/sbin/x (deleted)".
+    target = target.removesuffix(" (deleted)")
+    return os.path.basename(target)
+
+
+def read_cgroups(pid: int, procfs: str = PROC) -> tuple[str, ...]:
+    """The cgroup paths of a process, one per hierarchy (v1) or the single v2 path."""
+    data = _read(f"{procfs}/{pid}/cgroup", pid)
+    # Lines are "ID:CONTROLLERS:PATH"; a path may contain ':' itself, so split twice only.
+    paths = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            paths.append(parts[2])
+    return tuple(dict.fromkeys(paths))  # v1 repeats "/" for most controllers
+
+
+def read_pidfile(path: str) -> int | None:
+    """The pid in a pidfile (first line); None when it is missing, unreadable or not a pid."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(64).split(b"\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.isdigit() and int(first) > 0 else None

@@ -146,3 +146,31 @@ class RunSummary:
         if self.signal is not None:
             return 128 + self.signal
         return self.exit_code if self.exit_code is not None else 125
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """One watched job at the last sampling pass: what the exporter turns into metrics."""
+
+    job: str
+    processes: int
+    rss_bytes: int
+    swap_bytes: int
+    pss_bytes: int | None  # None unless the job is sampled with PSS
+    peak_total_bytes: int  # largest RAM + swap total since the job's processes appeared
+    peak_at_unix_s: float | None  # when that peak was sampled; None before any sample
+    swap_suspected: bool
+    unreadable_processes: int  # processes of the job the kernel refused to show (EACCES)
+    observed_size: float | None = None  # input size read from a command line, if configured
+    recommended_bytes: tuple[tuple[str, int], ...] = ()  # (size label, bytes) from history
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """All jobs at one instant; immutable, so a scrape never waits for or walks /proc."""
+
+    taken_at_unix_s: float
+    jobs: tuple[JobSnapshot, ...]
+    pass_duration_s: float  # how long the last full sampling pass took
+    passes_total: int
+    read_errors_total: int  # permission denied, cumulative

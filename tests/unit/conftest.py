@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -171,8 +171,15 @@ class FakeProc:
         pss_kb: int | None = None,
         swap_pss_kb: int | None = None,
         user_memory: bool = True,
+        cmdline: Sequence[str] = (),
+        exe: str | None = None,
+        cgroup: str = "0::/user.slice\n",
     ) -> None:
-        """Create or replace /proc/PID. ``user_memory=False``: a kernel thread or zombie."""
+        """Create or replace /proc/PID. ``user_memory=False``: a kernel thread or zombie.
+
+        ``cmdline``: its arguments; ``exe``: where /proc/PID/exe points (no link: a kernel
+        thread); ``cgroup``: the text of /proc/PID/cgroup.
+        """
         d = self.root / str(pid)
         d.mkdir(exist_ok=True)
         (d / "stat").write_text(
@@ -197,6 +204,12 @@ class FakeProc:
                 swap=swap_kb,
             )
         (d / "status").write_text(head + vm + STATUS_TAIL)
+        (d / "cmdline").write_bytes(b"".join(arg.encode() + b"\0" for arg in cmdline))
+        (d / "cgroup").write_text(cgroup)
+        if (d / "exe").is_symlink():
+            (d / "exe").unlink()
+        if exe is not None:
+            (d / "exe").symlink_to(exe)
         (d / "smaps_rollup").write_text(
             SMAPS_ROLLUP.format(
                 rss=rss_kb,

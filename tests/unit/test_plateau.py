@@ -153,3 +153,27 @@ def test_without_per_process_swap_the_systems_swap_out_still_flags_a_plateau(sam
 def test_without_any_swap_figure_flat_rss_is_no_plateau(sample):
     series = [dataclasses.replace(sample(t, 200), swap_bytes=None) for t in range(6)]
     assert detect_plateaus(series) == []
+
+
+def test_swapping_now_reads_the_open_window_without_closing_it(sample):
+    detector = PlateauDetector()
+    seen = []
+    for t, (rss, swap) in enumerate([(100, 0), (200, 0), (200, 10), (200, 20), (200, 30)]):
+        detector.feed(sample(t, rss, swap_mib=swap))
+        seen.append(detector.swapping_now())
+    assert seen == [False, False, False, False, True]  # 4 flat samples, swap +30 MiB
+    detector.feed(sample(5, 400, swap_mib=30))  # RSS grows again: the window closed
+    assert detector.swapping_now() is False
+    [p] = detector.finish()
+    assert (p.start_s, p.end_s) == (1, 4)
+
+
+def test_keep_bounds_the_plateaus_remembered(sample):
+    # Three separate plateaus, each ended by growth: a daemon must not keep them all.
+    series = [sample(t, 100 + 200 * (t // 5), swap_mib=10 * t) for t in range(15)]
+    assert len(detect_plateaus(series)) == 3
+    detector = PlateauDetector(keep=1)
+    for s in series:
+        detector.feed(s)
+    [last] = detector.finish()
+    assert last.rss_bytes == 500 * MIB
