@@ -14,13 +14,17 @@ from .types import ProcMem
 PROC = "/proc"
 
 
-def _read(path: str, pid: int) -> bytes:
+def _read(path: str, pid: int, whole: bool = False) -> bytes:
+    """One read of a /proc file (``whole``: to the end); OS errors as typed errors."""
     # os.open/os.read: about 30 % cheaper than open().read() on these tiny files, and
     # the sampler reads thousands of them per second on a big tree.
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            return os.read(fd, 65536)
+            data = os.read(fd, 65536)
+            while whole and (chunk := os.read(fd, 65536)):
+                data += chunk
+            return data
         finally:
             os.close(fd)
     except (FileNotFoundError, ProcessLookupError) as err:
@@ -239,24 +243,9 @@ def read_cmdline(pid: int, procfs: str = PROC) -> str:
     # megabytes): read to the end. The kernel reads it from the process's own memory, so
     # this can wait on a process whose mmap_lock is held (`ps` hangs the same way):
     # callers read it only when a selector needs it.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-    except (FileNotFoundError, ProcessLookupError) as err:
-        raise ProcessGone(pid) from err
-    except PermissionError as err:
-        raise PermissionDenied(pid, path) from err
-    except OSError as err:
-        if err.errno == errno.ESRCH:
-            raise ProcessGone(pid) from err
-        raise
+    data = _read(path, pid, whole=True)
     # Arguments end in NUL; a process that rewrote its title (setproctitle) may use spaces.
-    return b"".join(chunks).rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    return data.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
 
 
 def read_exe_name(pid: int, procfs: str = PROC) -> str | None:

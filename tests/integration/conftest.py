@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,3 +219,26 @@ def cli(tmp_path: Path, started: list[subprocess.Popen[str]]) -> Any:
 
     run.history = History(str(history))  # type: ignore[attr-defined]
     return run
+
+
+def tool(name: str) -> str:
+    """The path of a program the test needs (skip on a laptop without it, fail in CI)."""
+    path = shutil.which(name)
+    need(
+        path is not None,
+        f"needs {name} (Debian packages prometheus, prometheus-pushgateway, openssl; see .ci/run)",
+    )
+    assert path is not None
+    return path
+
+
+def free_port() -> int:
+    """A loopback port free right now (a server may still lose it: callers retry)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return str(response.read().decode())

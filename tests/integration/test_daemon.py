@@ -31,29 +31,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from memwatch.errors import ProcessGone
 from memwatch.procfs import StatusFiles, read_stat
 
-from .conftest import MEMHOG, MIB, REPO, need
+from .conftest import MEMHOG, MIB, REPO, fetch, free_port, tool
 
 DEADLINE_S = 90.0
 HOG_MIB = 200
 T = TypeVar("T")
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    need(path is not None, f"needs {name} (Debian package prometheus; see .ci/run)")
-    assert path is not None
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return str(response.read().decode())
 
 
 def wait_for(what: str, probe: Callable[[], T | None], explain: Callable[[], str]) -> T:

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import selectors
-import shutil
 import signal
 import socket
 import ssl
@@ -32,16 +31,9 @@ from memwatch.config import WebConfig
 from memwatch.exporter import MetricsServer, make_registry
 from memwatch.types import JobSnapshot, Snapshot
 
-from .conftest import MIB, memhog, need
+from .conftest import MIB, fetch, free_port, memhog, tool
 
 DEADLINE_S = 60.0  # generous: readiness is polled, never assumed after a fixed sleep
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    need(path is not None, f"needs {name} (see .ci/run)")
-    assert path is not None
-    return path
 
 
 def promtool_check_metrics(text: str) -> None:
@@ -57,12 +49,6 @@ def promtool_check_metrics(text: str) -> None:
     assert res.returncode == 0 and not res.stdout.strip(), res.stdout + res.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     """Every sample called ``name`` in a text exposition: {sorted label pairs: value}."""
     return {
@@ -71,11 +57,6 @@ def series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
         for s in family.samples
         if s.name == name
     }
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return str(response.read().decode())
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,18 +11,20 @@ from typing import Any
 
 import yaml
 
-from .conftest import REPO, need
+from .conftest import REPO, tool
 
 RULES = REPO / "examples" / "alerts.yml"
 RULES_TEST = REPO / "examples" / "alerts_test.yml"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("promtool")
-    need(exe is not None, "needs promtool (Debian package prometheus)")
-    assert exe is not None
     return subprocess.run(
-        [exe, *args], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+        [tool("promtool"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
