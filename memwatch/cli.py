@@ -567,11 +567,7 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             )
         return errors[0].exit_code
 
-    if args.json:
-        try:
-            write_json(summary, args.json)
-        except OutputError as err:
-            return outputs_failed([err, *failed])
+    # The history first: a --json that cannot be written must not cost the recorded run.
     if args.job is not None:
         try:
             History(args.history or default_path()).record(summary, args.job)
@@ -580,6 +576,11 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
             summary = dataclasses.replace(
                 summary, warnings=(*summary.warnings, f"not recorded in the history: {err}")
             )
+    if args.json:
+        try:
+            write_json(summary, args.json)
+        except OutputError as err:
+            return outputs_failed([err, *failed])
     if failed:
         return outputs_failed(failed)
     if not args.quiet:
@@ -591,14 +592,39 @@ def _run(args: argparse.Namespace, command: list[str]) -> int:
 # wrapping a job with `memwatch run` must stay light.
 
 
-def _advise(args: argparse.Namespace, measurements: list[Measurement], title: str) -> str:
-    """Fit, predict at every --at, draw the plot if asked; returns the report to print."""
+def _advise(
+    args: argparse.Namespace,
+    measurements: list[Measurement],
+    title: str,
+    lower_bounds: Sequence[Measurement] = (),
+    refused: list[str] | None = None,
+) -> str:
+    """Fit, predict at every --at, draw the plot if asked; returns the report to print.
+
+    ``lower_bounds`` are failed runs (a floor, not fitted). With ``refused`` given, a
+    target too far out is listed there instead of failing the whole report (a sweep has
+    measured too much to print nothing).
+    """
+    from .errors import ExtrapolationRefused
     from .fitreport import fit_json, format_fit
     from .model import fit, predict
     from .planning import choose_budget, plan
 
-    model = fit(measurements, margin=args.margin)
-    predictions = [predict(model, size, force=args.force) for size in args.at]
+    if not measurements and lower_bounds:
+        raise FitError(
+            "no run succeeded ("
+            + ", ".join(f"size {size_text(m.size)} failed" for m in lower_bounds[:5])
+            + "): nothing to fit; fix the job and run again"
+        )
+    model = fit(measurements, margin=args.margin, lower_bounds=lower_bounds)
+    predictions = []
+    for size in args.at:
+        try:
+            predictions.append(predict(model, size, force=args.force))
+        except ExtrapolationRefused as err:
+            if refused is None:
+                raise
+            refused.append(str(err))
     try:
         budget = choose_budget(args.budget, machine_memory(), memory_limit())
     except ValueError as err:
@@ -653,8 +679,13 @@ def _predict(args: argparse.Namespace) -> int:
         for r in runs
         if r.size is not None and r.exit_status == 0
     ]
+    failed = [
+        Measurement(r.size, r.peak_bytes)
+        for r in runs
+        if r.size is not None and r.exit_status != 0 and r.peak_bytes > 0
+    ]
     skipped = len(runs) - len(measurements)
-    report = _advise(args, measurements, title=args.job)
+    report = _advise(args, measurements, title=args.job, lower_bounds=failed)
     if not args.json:
         report = format_sizes_table(measurements) + "\n" + report
         if skipped:
@@ -803,15 +834,20 @@ def _sweep(args: argparse.Namespace, command: list[str]) -> int:
     if stopped is not None:
         _say(f"memwatch: sweep stopped after {len(runs)} run(s); they are in the history")
         return 128 + stopped
-    report = _advise(args, measured, title=job)
+    floors = [Measurement(r.size, r.summary.peak.total_bytes) for r in failed]
+    refused: list[str] = []
+    report = _advise(args, measured, title=job, lower_bounds=floors, refused=refused)
     if args.json:
         doc = json.loads(report)
         doc["failed_runs"] = [
             {"size": json_number(r.size), "repeat": r.repeat, "exit_status": r.summary.exit_status}
             for r in failed
         ]
+        doc["refused"] = refused
         report = json.dumps(doc, indent=2)
+    else:
+        report += "".join(f"\nerror: {message}" for message in refused)
     print(report)
     if not history_errors:
         _say(f"memwatch: recorded as job {job!r} in {store.path}")
-    return 1 if failed or history_errors else 0
+    return 1 if failed or history_errors or refused else 0

@@ -19,7 +19,8 @@ RUNS_COLUMNS = ("size", "peak_bytes")
 def read_runs_csv(path: str) -> list[Measurement]:
     """Read a CSV with the header ``size,peak_bytes`` (repeats of a size allowed)."""
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig: spreadsheets write a byte-order mark before the header.
+        with open(path, encoding="utf-8-sig", newline="") as f:
             table = list(csv.reader(f))
     except OSError as err:
         raise InputError(f"{path}: cannot read: {err.strerror}") from err
@@ -102,11 +103,12 @@ def _verdict_line(v: Verdict, b: Budget) -> str:
     budget = human_bytes(b.total_bytes)
     if not v.fits:
         return f"  does NOT fit in the {budget} budget: {human_bytes(-v.headroom_bytes)} short"
-    room = (
-        f"{v.parallel_tasks} at once"
-        if b.available_bytes is None
-        else f"{v.parallel_tasks} at once in the {human_bytes(b.available_bytes)} free now"
-    )
+    if b.available_bytes is None:
+        room = f"{v.parallel_tasks} at once"
+    elif v.parallel_tasks == 0:
+        room = f"but not in the {human_bytes(b.available_bytes)} free now"
+    else:
+        room = f"{v.parallel_tasks} at once in the {human_bytes(b.available_bytes)} free now"
     return f"  fits in the {budget} budget with {human_bytes(v.headroom_bytes)} to spare; {room}"
 
 

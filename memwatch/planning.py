@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from .errors import FitError
 from .limits import REFUSE_EXTRAPOLATION
 from .model import Model, Prediction, ShapeFit, predict
 from .report import size_text
@@ -143,15 +144,20 @@ def max_size_for(model: Model, memory_bytes: int, force: bool = False) -> MaxSiz
     def advice(size: float) -> Prediction:
         return predict(model, size, force=True)
 
-    at_zero = advice(0.0)
-    if at_zero.recommended_bytes > memory_bytes:
-        return MaxSize(memory_bytes, None, at_zero.recommended_bytes, None, False)
-    if advice(limit).recommended_bytes <= memory_bytes:
+    def need(size: float) -> float:
+        try:
+            return advice(size).recommended_bytes
+        except FitError:  # overflows far out: certainly more than any memory
+            return math.inf
+
+    if need(0.0) > memory_bytes:
+        return MaxSize(memory_bytes, None, advice(0.0).recommended_bytes, None, False)
+    if need(limit) <= memory_bytes:
         return _found(memory_bytes, advice(limit), capped=True, forced=force)
     low, high = 0.0, limit
     while high - low > max(1e-9 * limit, 1e-12):
         middle = (low + high) / 2
-        if advice(middle).recommended_bytes <= memory_bytes:
+        if need(middle) <= memory_bytes:
             low = middle
         else:
             high = middle
@@ -166,7 +172,7 @@ def _found(memory_bytes: int, p: Prediction, capped: bool, forced: bool) -> MaxS
             f"size {size_text(p.size)} ({p.extrapolation_factor:.3g}x the largest measured) "
             "still fits: "
             + (
-                "memory barely grows with the input here"
+                f"the search stops at {FORCED_SEARCH_FACTOR:g}x"
                 if forced
                 else "memwatch does not extrapolate further without --force; measure larger sizes"
             )

@@ -48,6 +48,11 @@ BYTE_UNITS = {
     "mib": 1 << 20,
     "gib": 1 << 30,
     "tib": 1 << 40,
+    # Kubernetes and numfmt write binary units without the B.
+    "ki": 1 << 10,
+    "mi": 1 << 20,
+    "gi": 1 << 30,
+    "ti": 1 << 40,
     "kb": 10**3,
     "mb": 10**6,
     "gb": 10**9,
@@ -68,8 +73,14 @@ def parse_bytes(text: str) -> int:
             "K/M/G/T and KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB of 1000)"
         )
     value = float(match.group(1)) * BYTE_UNITS[unit]
-    if not math.isfinite(value) or value < 1:
+    if not math.isfinite(value) or value >= 2**63:
+        raise ValueError(f"too large: {text!r} (at most 8 EiB)")
+    if value < 1:
         raise ValueError(f"must be at least 1 byte (got {text!r})")
+    if not unit and value < 1 << 20:
+        raise ValueError(
+            f"{text!r} without a unit is {int(value)} bytes; give a unit, e.g. {text}G"
+        )
     return int(value)
 
 

@@ -254,3 +254,45 @@ def test_a_run_stopped_by_ctrl_c_stops_the_sweep_and_keeps_the_runs(
     assert code == 130 and len(calls) == 2
     assert "sweep stopped after 2 run(s); they are in the history" in err
     assert [r.exit_status for r in History(str_history()).runs("j")] == [0, 130]
+
+
+def test_a_sweep_whose_largest_size_failed_still_reports_the_rest(capsys, monkeypatch, run_summary):
+    def fake_measure(command, **kwargs):
+        size = kwargs["size"]
+        peak = Peak(round(10 * MiB + MiB * size), 0, 0, None, None, "cgroup")
+        code = 137 if size == 8 else 0
+        return dataclasses.replace(run_summary(**kw_of(kwargs)), exit_code=code, peak=peak)
+
+    monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
+    argv = ["sweep", "--sizes", "1,2,3,4,5,8", "--at", "8", "--at", "100", "--json"]
+    code = cli.main([*argv, "--no-warmup", "--", "x", "{size}"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1
+    (at8,) = doc["predictions"]  # 100 is 20x the largest size that succeeded: refused
+    assert "20.0x the largest measured size" in doc["refused"][0]
+    assert at8["recommended_bytes"] >= 18 * MiB * 1.1  # the failed run at 8 is a floor
+    assert any("size 8 failed after using 18.0 MiB" in w for w in at8["warnings"])
+    assert doc["failed_runs"] == [{"size": 8, "repeat": 1, "exit_status": 137}]
+
+
+def test_a_sweep_where_every_run_failed_says_so(capsys, monkeypatch, run_summary):
+    def fake_measure(command, **kwargs):
+        return dataclasses.replace(run_summary(**kw_of(kwargs)), exit_code=3)
+
+    monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
+    code = cli.main(["sweep", "--sizes", "1,2", "--no-warmup", "--", "x", "{size}"])
+    _, err = capsys.readouterr()
+    assert code == 1 and "no run succeeded (size 1 failed, size 2 failed)" in err
+
+
+def test_a_json_that_cannot_be_written_still_records_the_run(capsys, monkeypatch, run_summary):
+    monkeypatch.setattr(cli, "measure", lambda command, **kw: run_summary(**kw_of(kw)))
+    code = cli.main(["run", "--job", "j", "--size", "1", "--json", "/dev/full", "--", "true"])
+    assert code == 125
+    assert [r.size for r in History(str_history()).runs("j")] == [1.0]
+
+
+def test_a_runs_csv_with_a_byte_order_mark_reads(capsys, tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_bytes(b"\xef\xbb\xbfsize,peak_bytes\n1,100000000\n2,200000000\n")
+    assert cli.main(["fit", str(path), "--json"]) == 0

@@ -164,7 +164,7 @@ def test_disagreeing_shapes_warn_with_each_figure():
         ([Measurement(5, MiB), Measurement(5, 2 * MiB)], "2 or more distinct sizes"),
         ([Measurement(1, MiB)], "got 1"),
         ([], "got 0"),
-        ([Measurement(1, MiB), Measurement(2, 0)], "peak must be > 0"),
+        ([Measurement(1, MiB), Measurement(2, 0)], "peak must be between 1 byte"),
         ([Measurement(-1, MiB), Measurement(2, MiB)], "size must be a finite number"),
         ([Measurement(math.nan, MiB), Measurement(2, MiB)], "size must be a finite number"),
     ],
@@ -243,13 +243,37 @@ def test_real_workloads_are_never_under_provisioned(workload):
 
 def test_growth_the_runs_do_not_show_is_not_extrapolated():
     # A streaming job: flat within 0.2 %. A curve fitted to that scatter with k -> 3
-    # would recommend gigabytes at 8x.
+    # would recommend gigabytes at 8x; a straight line through it only its slope x 8.
     truth, sizes = SHAPES["constant"]
     model = fit(measured(truth, sizes, noise=0.002, seed=4))
-    assert all(
-        s.predict(40) <= 1.01 * max(m.peak_bytes for m in model.measurements) for s in model.shapes
-    )
-    assert predict(model, 40).recommended_bytes <= 1.15 * truth(40)
+    seen = max(m.peak_bytes for m in model.measurements)
+    curved = [s for s in model.shapes if s.shape in ("quadratic", "power")]
+    assert curved and all(s.predict(40) <= 1.01 * seen for s in curved)
+    assert predict(model, 40).recommended_bytes <= 1.25 * truth(40)
+
+
+def test_two_sizes_see_their_growth():
+    model = fit([Measurement(1, 10**9), Measurement(2, 2 * 10**9)])
+    assert predict(model, 8).recommended_bytes >= 8 * 10**9
+
+
+def test_a_small_slope_under_noise_is_not_flattened():
+    truth = lambda n: 500e6 + 2500 * n  # noqa: E731
+    model = fit(measured(truth, [1000, 2000, 3000, 4000, 5000], noise=0.01, repeats=3, seed=7))
+    assert predict(model, 80000, force=True).recommended_bytes >= truth(80000)
+
+
+def test_failed_runs_set_a_floor_and_a_warning():
+    runs = [Measurement(n, 10 * MiB + n * MiB) for n in (1, 2, 3, 4, 5)]
+    model = fit(runs, lower_bounds=[Measurement(8, 408 * MiB)])
+    assert predict(model, 8).recommended_bytes >= 408 * MiB * 1.1
+    assert predict(model, 7).recommended_bytes < 408 * MiB  # below its size it is no floor
+    assert any("size 8 failed after using 408.0 MiB" in w for w in model.warnings)
+
+
+def test_sizes_too_large_for_floating_point_are_one_fit_error():
+    with pytest.raises(FitError, match="overflow"):
+        fit([Measurement(10.0**k, MiB * k) for k in (200, 250, 300, 305, 308)])
 
 
 def test_the_fitted_exponent_stays_at_or_below_cubic():

@@ -28,18 +28,21 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
         ("200GB", 200 * 10**9),
         ("1.5T", int(1.5 * 2**40)),
         ("64 KiB", 64 * KiB),
-        ("1e3", 1000),
-        ("4096", 4096),
+        ("1e9", 10**9),
+        ("1073741824", GiB),
         ("2kb", 2000),
+        ("16Gi", 16 * GiB),
     ],
 )
 def test_memory_amounts_in_human_units(text, expected):
     assert parse_bytes(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "16XB", "-1G", "G", "1.2.3G", "sixteen", "0", "0.5"])
+@pytest.mark.parametrize(
+    "text", ["", "16XB", "-1G", "G", "1.2.3G", "sixteen", "0", "0.5", "16", "1e400"]
+)
 def test_bad_memory_amounts_say_what_is_accepted(text):
-    with pytest.raises(ValueError, match="e.g. 16GiB|at least 1 byte"):
+    with pytest.raises(ValueError, match="e.g. 16GiB|at least 1 byte|give a unit|too large"):
         parse_bytes(text)
 
 
