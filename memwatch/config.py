@@ -133,7 +133,10 @@ _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _NOT_BCRYPT = "a value that is not a bcrypt hash"  # the value itself is never shown
 # Prometheus-style durations ("500ms", "15s", "1m30s") besides plain numbers of seconds.
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
-_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_-]+)*\.?")
+# Labels of at most 63 characters (RFC 1035): getaddrinfo raises UnicodeError on longer.
+_HOST_NAME = re.compile(
+    r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_-]{1,63})*\.?"
+)
 _UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]+")
 _UNITS_WITH_PROCESSES = ("service", "scope", "slice", "socket", "mount", "swap")
 _UNITS_WITHOUT = ("target", "timer", "path", "device", "automount")
@@ -215,6 +218,8 @@ def _compose(text: str, problems: _Problems) -> Any:
         problems.syntax(line, f"character #x{char:04x} is not allowed in YAML")
     except yaml.YAMLError as err:  # nothing else is raised by compose; never a traceback
         problems.syntax(1, type(err).__name__)
+    except RecursionError:
+        problems.syntax(1, "nested too deeply")
     return None
 
 
@@ -330,13 +335,14 @@ class _Reader:
 
     # -- scalars: each returns None after recording why the value cannot be used --------
 
-    def scalar(self, node: Any, where: str) -> object:
+    def scalar(self, node: Any, where: str, secret: bool = False) -> object:
         if not isinstance(node, yaml.ScalarNode):
             return node  # a mapping or list: the caller's type check names it
         try:
             return self.constructor.construct_object(node)
         except yaml.MarkedYAMLError as err:
-            self.add(node, where, f"unusable YAML value: {err.problem}", _show(node))
+            got = _kind(node) if secret else _show(node)
+            self.add(node, where, f"unusable YAML value: {err.problem}", got)
             return node
 
     def string(self, node: Any, where: str, what: str = "a string") -> str | None:
@@ -393,8 +399,10 @@ class _Reader:
             return None
         try:
             pattern = re.compile(text)
-        except re.error as err:
-            self.add(node, where, f"not a valid regular expression: {err}", _show(node))
+        except (re.error, OverflowError, RecursionError) as err:
+            # OverflowError: a{4294967296}; RecursionError: thousands of nested groups.
+            problem = err if isinstance(err, re.error) else type(err).__name__
+            self.add(node, where, f"not a valid regular expression: {problem}", _show(node))
             return None
         if groups is not None and pattern.groups != groups:
             self.add(
@@ -563,11 +571,10 @@ class _Reader:
         users = []
         for user, key_node, value_node in self.pairs(node, where, secret=True):
             if not user or ":" in user:
-                self.add(
-                    key_node, where, "a user name must be non-empty, without ':'", _show(key_node)
-                )
+                # Not shown: "ops:$2y$..." is a whole htpasswd line, hash included.
+                self.add(key_node, where, "a user name must be non-empty, without ':'", "a key")
                 continue
-            value = self.scalar(value_node, _key(where, user))
+            value = self.scalar(value_node, _key(where, user), secret=True)
             if not (isinstance(value, str) and _BCRYPT.fullmatch(value)):
                 self.add(
                     value_node,

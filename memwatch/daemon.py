@@ -51,6 +51,7 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # Distinct (job, size) predictions remembered between history changes: a job whose
 # observed size changes at every run must not grow the cache for months.
 MAX_CACHED_PREDICTIONS = 1024
+DAEMON_HISTORY_TIMEOUT_S = 0.3
 
 
 def log(text: str) -> None:
@@ -165,11 +166,14 @@ class Recommender:
         from .model import Measurement, fit  # numpy: loaded only when a job asks
 
         try:
-            runs = History(self.path).runs(job)
+            # A short busy timeout: a history locked by a writer must not stall the passes
+            # (and the watchdog) for the minute a recording CLI may wait.
+            runs = History(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S).runs(job)
         except HistoryError as err:
             if str(err) != self._last_error:  # once per distinct problem, not every pass
                 self._report(f"no recommendations: {err}")
                 self._last_error = str(err)
+            self._stamp = None  # not cached: a lock is released, a file fixed; ask again
             return None
         self._last_error = None
         # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
@@ -193,10 +197,11 @@ def observed_size(entry: WatchEntry, pids: Collection[int], view: ProcessView) -
     # Oldest first; a process gone since the listing (no longer listed) has no size to give.
     for pid in sorted((p for p in pids if p in listed), key=lambda p: (listed[p][1], p)):
         found = pattern.search(view.cmdline(pid) or "")
-        if found is None:
+        text = None if found is None else found.group(1) if pattern.groups else found.group(0)
+        if text is None:  # no match, or an optional group that did not take part
             continue
         try:
-            size = float(found.group(1) if pattern.groups else found.group(0))
+            size = float(text)
         except ValueError:
             continue  # "(\S+)" caught something that is not a number: try the next one
         if math.isfinite(size) and size >= 0:
@@ -387,10 +392,13 @@ class Daemon:
         try:
             self.sample(due)
             self._pass_error = None
-        except OSError as err:  # e.g. EMFILE listing /proc: report it once, try again next slot
-            if str(err) != self._pass_error:
-                self._log(f"sampling pass failed: {err}")
-                self._pass_error = str(err)
+        except Exception as err:  # noqa: BLE001 - the daemon's boundary: one bad pass
+            # (EMFILE listing /proc, a surprise in a reader) must not end the watching:
+            # report it once and try again at the next slot.
+            problem = str(err) if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
+            if problem != self._pass_error:
+                self._log(f"sampling pass failed: {problem}")
+                self._pass_error = problem
         after = self._clock()
         for i in due:
             self._schedules[i].advance(after)
@@ -487,6 +495,9 @@ class Daemon:
             for problem in err.problems:
                 self._log(f"reload failed, the running configuration stays: {problem}")
             return False
+        except Exception as err:  # noqa: BLE001 - a reload must never end the daemon
+            self._log(f"reload failed, the running configuration stays: {type(err).__name__}")
+            return False
         old = self.config
         serving = (new.listen_address, new.port, new.web)
         # A TLS server is restarted at every reload, so a renewed certificate is read
@@ -494,7 +505,7 @@ class Daemon:
         if serving != (old.listen_address, old.port, old.web) or new.web.tls:
             try:
                 self._restart_server(old, new)
-            except MemwatchError as err:
+            except (MemwatchError, OSError, ValueError) as err:
                 self._log(f"reload failed, the running configuration stays: {err}")
                 return False
         self.config = new

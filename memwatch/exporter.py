@@ -376,6 +376,12 @@ def pushgateway_url_problem(url: str) -> str | None:
         return f"not a usable URL: {url} ({err})"
     if parts.scheme not in ("http", "https"):
         return f"must be an http:// or https:// URL (got {url})"
+    if parts.username is not None or parts.password is not None:
+        # Never echoed: the URL would carry a password into logs and error messages.
+        return (
+            "must not carry a user or password (user:pass@host); put the Pushgateway "
+            "behind a proxy on loopback, or use --textfile"
+        )
     if not parts.hostname:
         return f"no host in {url}"
     return None
@@ -611,6 +617,8 @@ class MetricsServer:
             raise MetricsServerError(
                 f"cannot listen on {where}: unknown address ({err.strerror})"
             ) from err
+        except UnicodeError as err:  # a host name label over 63 characters
+            raise MetricsServerError(f"cannot listen on {where}: not a valid host name") from err
         except OSError as err:
             if err.errno == errno.EADDRINUSE:
                 reason = "port already in use; choose another port or stop what listens there"

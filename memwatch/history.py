@@ -84,8 +84,9 @@ class HistoryRun:
 class History:
     """The runs recorded in one SQLite file; each call opens its own short connection."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, timeout_s: float | None = None) -> None:
         self.path = path
+        self.timeout_s = BUSY_TIMEOUT_S if timeout_s is None else timeout_s
 
     def record(self, summary: RunSummary, job: str) -> int:
         """Store one run and return its id; creates the file, its directory and the schema."""
@@ -165,7 +166,7 @@ class History:
         # locks, which network filesystems provide (NFS through its lock manager).
         try:
             # isolation_level=None: no implicit transactions, the BEGINs here are explicit.
-            conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s, isolation_level=None)
         except sqlite3.OperationalError as err:
             raise HistoryError(self._explain(err, create)) from err
         try:
@@ -210,7 +211,7 @@ class History:
         if str(err) == "database is locked":
             return (
                 f"history {self.path} stayed locked by another process for "
-                f"{BUSY_TIMEOUT_S:g} s; try again"
+                f"{self.timeout_s:g} s; try again"
             )
         verb = "write" if writing else "read"
         return f"cannot {verb} history {self.path}: {self._refusal(writing) or err}"

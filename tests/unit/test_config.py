@@ -698,3 +698,21 @@ def test_check_config_help_explains_the_output(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "FILE:LINE: key.path: problem (got value)" in out and "exit status" in out
+
+
+def test_a_regex_python_cannot_compile_is_a_problem_not_a_crash():
+    text = "watch:\n  - name: job\n    cmdline: 'a{4294967296}'\n"
+    (problem,) = problems(text)
+    assert "watch[0].cmdline: not a valid regular expression" in problem
+
+
+def test_yaml_nested_too_deeply_is_a_problem_not_a_crash():
+    (problem,) = problems("[" * 5000 + "]" * 5000)
+    assert problem.startswith("memwatch.yaml:1: YAML syntax")
+
+
+def test_a_user_name_with_a_colon_does_not_show_the_hash():
+    hashed = "$2y$12$" + "a" * 53
+    text = f"web:\n  basic_auth_users:\n    'ops:{hashed}': {hashed}\n" + ONE_ENTRY
+    found = problems(text)
+    assert found and all(hashed not in p and "ops:" not in p for p in found)

@@ -751,3 +751,44 @@ def test_daemon_passes_the_config_and_port_on(tmp_path, monkeypatch):
 def test_daemon_port_must_be_a_port_number(capsys):
     assert cli.main(["daemon", "--port", "0"]) == 2
     assert "--port: must be a port number from 1 to 65535 (got 0)" in capsys.readouterr().err
+
+
+def test_an_optional_size_group_that_did_not_match_is_no_size(fake_proc):
+    fake_proc.add(11, start=200, cmdline=["etl", "marker"])
+    e = entry("etl", size_from_cmdline=re.compile(r"marker(?:-x(\d+))?"))
+    assert observed_size(e, [11], table_of(fake_proc)) is None
+
+
+def test_any_surprise_in_a_pass_is_logged_and_the_daemon_goes_on(fake_proc, tmp_path):
+    h = Harness(fake_proc, tmp_path, entry("etl"))
+    h.daemon.tick(h.clock.now)
+
+    def fail():
+        raise TypeError("float() argument must be a string or a real number, not 'NoneType'")
+
+    h.daemon._table.refresh = fail
+    h.advance(1)
+    assert [line for line in h.lines if "failed" in line] == [
+        "sampling pass failed: TypeError: float() argument must be a string or a real number, "
+        "not 'NoneType'"
+    ]
+
+
+def test_a_locked_history_is_given_up_quickly_and_asked_again(tmp_path, run_summary):
+    import sqlite3
+
+    path = tmp_path / "history.sqlite"
+    History(str(path)).record(run_summary(size=1.0), "etl")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        lines: list[str] = []
+        recommender = Recommender(str(path), lines.append)
+        recommender.refresh()
+        assert recommender.recommend("etl", [5.0]) == ()
+        assert any("locked by another process for 0.3 s" in line for line in lines)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    recommender.refresh()  # the failure was not cached: the history is read again
+    assert recommender._stamp is not None

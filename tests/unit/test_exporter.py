@@ -591,3 +591,10 @@ def test_push_and_textfile_failures_are_each_reported(capsys, fake_run, tmp_path
 def test_without_export_options_measure_gets_only_the_samples_writer(fake_run):
     assert cli.main(["-q", "--", "true"]) == 0
     assert fake_run[0]["on_sample"] is None
+
+
+def test_a_pushgateway_url_with_a_password_is_refused_without_echoing_it():
+    from memwatch.exporter import pushgateway_url_problem
+
+    problem = pushgateway_url_problem("http://user:s3cret@127.0.0.1:9091/")
+    assert problem is not None and "s3cret" not in problem and "user or password" in problem
