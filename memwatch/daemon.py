@@ -18,6 +18,7 @@ import queue
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
@@ -34,12 +35,12 @@ from .errors import (
 )
 from .history import History, default_path
 from .peak import TreeAccumulator
-from .plateau import PlateauDetector
+from .plateau import RECENT_SAMPLES, swapping_recently
 from .procfs import PROC, is_running, read_vmstat
 from .report import human_bytes, size_text
 from .sdnotify import notify, reloading_state, watchdog_period_s
 from .tree import ProcessTable, ProcessView, assign
-from .types import JobSnapshot, ProcMem, Snapshot
+from .types import JobSnapshot, ProcMem, Sample, Snapshot
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -100,7 +101,7 @@ class _JobState:
     # Both restart when the job's processes (re)appear. The accumulator is fed unix times,
     # so its peak's at_s is the unix time of the pass that saw it.
     accumulator: TreeAccumulator = field(default_factory=TreeAccumulator)
-    detector: PlateauDetector = field(default_factory=lambda: PlateauDetector(keep=1))
+    recent: deque[Sample] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
     peak_total_bytes: int = 0
     peak_at_unix_s: float | None = None
     warned_unreadable: bool = False
@@ -341,7 +342,7 @@ class Daemon:
             # The job (re)appears: its peak and its swap history start afresh.
             state.present = True
             state.accumulator = TreeAccumulator(pss=entry.pss)
-            state.detector = PlateauDetector(keep=1)
+            state.recent.clear()
             self._log(f"job {entry.name}: {count} process(es) appeared")
         elif not count and state.present:
             state.present = False
@@ -358,7 +359,7 @@ class Daemon:
             # exits mid-pass raises its sharers' PSS after it was counted (see sampler.py).
             torn = entry.pss and any(not is_running(p.pid, self._procfs) for p in procs)
             sample = state.accumulator.feed(now_unix, procs, swapout, torn=torn)
-            state.detector.feed(sample)
+            state.recent.append(sample)
             rss, swap, pss = sample.rss_bytes, sample.swap_bytes or 0, sample.pss_bytes
             state.peak_total_bytes, state.peak_at_unix_s = _peak(state.accumulator)
         size = observed_size(entry, pids, view) if count else None
@@ -373,7 +374,7 @@ class Daemon:
             pss_bytes=pss,
             peak_total_bytes=state.peak_total_bytes,
             peak_at_unix_s=state.peak_at_unix_s,
-            swap_suspected=state.present and state.detector.swapping_now(),
+            swap_suspected=state.present and swapping_recently(state.recent),
             unreadable_processes=unreadable,
             observed_size=size,
             recommended_bytes=self._recommender.recommend(entry.name, sizes) if sizes else (),

@@ -28,6 +28,7 @@ import ssl
 import threading
 import time
 import urllib.error
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -41,7 +42,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from . import __version__
 from .config import WebConfig
 from .errors import MemwatchError, OutputError
-from .plateau import PlateauDetector
+from .plateau import RECENT_SAMPLES, swapping_recently
 from .types import JobSnapshot, RunSummary, Sample, Snapshot
 
 PUSH_TIMEOUT_S = 10.0
@@ -215,7 +216,7 @@ class LiveRun:
         self._epoch: float | None = None  # unix time of the command's start (at_s = 0)
         self._passes = 0
         self._peak: Sample | None = None
-        self._plateaus = PlateauDetector()
+        self._recent: deque[Sample] = deque(maxlen=RECENT_SAMPLES)
         self._snapshot: Snapshot | None = None
 
     def snapshot(self) -> Snapshot | None:
@@ -229,7 +230,7 @@ class LiveRun:
         self._passes += 1
         if self._peak is None or sample.total_bytes > self._peak.total_bytes:
             self._peak = sample
-        self._plateaus.feed(sample)
+        self._recent.append(sample)
         job = JobSnapshot(
             job=self.job,
             processes=sample.processes,
@@ -239,7 +240,7 @@ class LiveRun:
             peak_total_bytes=self._peak.total_bytes,
             peak_at_unix_s=self._epoch + self._peak.at_s,
             # Now, as the daemon exports it; the run's summary covers the whole run.
-            swap_suspected=self._plateaus.swapping_now(),
+            swap_suspected=swapping_recently(self._recent),
             unreadable_processes=0,  # not in a Sample; the final summary counts them
             observed_size=self.size,
         )

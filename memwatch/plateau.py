@@ -7,7 +7,7 @@ system's pswpout counter, climb. Every RSS-only tool then reports the limit as t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .types import Plateau, Sample
 
@@ -33,13 +33,11 @@ class PlateauDetector:
         min_tolerance_bytes: int = 4 * MIB,
         min_samples: int = 4,
         min_swap_growth_bytes: int = 4 * MIB,
-        keep: int | None = None,
     ) -> None:
         self._rel = rel_tolerance
         self._min_tol = min_tolerance_bytes
         self._min_samples = min_samples
         self._min_growth = min_swap_growth_bytes
-        self._keep = keep  # only the last ``keep`` plateaus are kept (a months-long daemon)
         self._first: Sample | None = None
         self._last: Sample | None = None
         self._count = 0
@@ -91,8 +89,6 @@ class PlateauDetector:
             )
         )
         self._open_plateau_first = first
-        if self._keep is not None:
-            del self._found[: -self._keep or None]
 
     def _swapping(self, first: Sample, last: Sample) -> bool:
         tree = (_tree_growth(first, last) or 0) >= self._min_growth
@@ -100,21 +96,46 @@ class PlateauDetector:
         system = _system_growth(first, last) >= self._min_growth and in_swap
         return tree or system
 
-    def swapping_now(self) -> bool:
-        """Whether the window still open is already a plateau: RSS flat while swap grows.
-
-        A live reading for a watcher; the window stays open (``finish`` closes it).
-        """
-        first, last = self._first, self._last
-        if first is None or last is None or self._count < self._min_samples:
-            return False
-        return self._rss_max > 0 and self._swapping(first, last)
-
     def finish(self) -> list[Plateau]:
         """Close the open window and return every plateau, in time order."""
         self._close()
         self._first = self._last = None
         return list(self._found)
+
+
+RECENT_SAMPLES = 12  # the live flag's window: the last 12 passes (12 s at 1 s)
+
+
+def swapping_recently(
+    samples: Sequence[Sample],
+    *,
+    rel_tolerance: float = 0.03,
+    min_tolerance_bytes: int = 4 * MIB,
+    min_samples: int = 4,
+    min_swap_growth_bytes: int = 4 * MIB,
+) -> bool:
+    """The live flag of a watcher: over the recent samples, RSS flat while swap grew.
+
+    Judged on a sliding window, not on the whole flat stretch: a steady service's RSS
+    stays flat for days, and growth of its swap (or of the machine's swap-out) since the
+    start of that stretch would keep the flag up long after swapping stopped. The tree's
+    own swap decides; the machine's swap-out only where per-process swap is unknown.
+    """
+    # The flat stretch at the end of the window: RSS within tolerance back from the last.
+    flat: list[Sample] = []
+    low = high = samples[-1].rss_bytes if samples else 0
+    for s in reversed(samples):
+        low, high = min(low, s.rss_bytes), max(high, s.rss_bytes)
+        if high - low > max(min_tolerance_bytes, int(high * rel_tolerance)):
+            break
+        flat.append(s)
+    if len(flat) < min_samples or high == 0:
+        return False
+    first, last = flat[-1], flat[0]
+    growth = _tree_growth(first, last)
+    if growth is None:
+        growth = _system_growth(first, last)
+    return growth >= min_swap_growth_bytes
 
 
 def _tree_growth(first: Sample, last: Sample) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from memwatch.plateau import PlateauDetector, detect_plateaus
+from memwatch.plateau import PlateauDetector, detect_plateaus, swapping_recently
 
 MIB = 1 << 20
 
@@ -155,25 +155,22 @@ def test_without_any_swap_figure_flat_rss_is_no_plateau(sample):
     assert detect_plateaus(series) == []
 
 
-def test_swapping_now_reads_the_open_window_without_closing_it(sample):
-    detector = PlateauDetector()
-    seen = []
-    for t, (rss, swap) in enumerate([(100, 0), (200, 0), (200, 10), (200, 20), (200, 30)]):
-        detector.feed(sample(t, rss, swap_mib=swap))
-        seen.append(detector.swapping_now())
-    assert seen == [False, False, False, False, True]  # 4 flat samples, swap +30 MiB
-    detector.feed(sample(5, 400, swap_mib=30))  # RSS grows again: the window closed
-    assert detector.swapping_now() is False
-    [p] = detector.finish()
-    assert (p.start_s, p.end_s) == (1, 4)
+def test_the_live_flag_is_judged_on_the_recent_samples_only(sample):
+    swapping = [sample(t, 200, swap_mib=10 * t) for t in range(6)]  # flat RSS, swap +50 MiB
+    assert swapping_recently(swapping) is True
+    assert swapping_recently(swapping[:3]) is False  # too few samples to judge
+    # Days of flat RSS after one swap-out: the window sees no growth, the flag drops.
+    settled = [sample(t, 200, swap_mib=50) for t in range(6, 18)]
+    assert swapping_recently((swapping + settled)[-12:]) is False
+    growing = [sample(t, 100 + 50 * t, swap_mib=10 * t) for t in range(6)]
+    assert swapping_recently(growing) is False  # RSS grows: not a plateau
 
 
-def test_keep_bounds_the_plateaus_remembered(sample):
-    # Three separate plateaus, each ended by growth: a daemon must not keep them all.
-    series = [sample(t, 100 + 200 * (t // 5), swap_mib=10 * t) for t in range(15)]
-    assert len(detect_plateaus(series)) == 3
-    detector = PlateauDetector(keep=1)
-    for s in series:
-        detector.feed(s)
-    [last] = detector.finish()
-    assert last.rss_bytes == 500 * MIB
+def test_the_live_flag_uses_the_machines_swap_out_only_without_per_process_swap(sample):
+    flat = [
+        dataclasses.replace(sample(t, 200, swap_mib=1), system_swapout_bytes=t * 10 * MIB)
+        for t in range(6)
+    ]
+    assert swapping_recently(flat) is False  # the tree's own swap did not grow
+    unknown = [dataclasses.replace(s, swap_bytes=None) for s in flat]
+    assert swapping_recently(unknown) is True
