@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from .errors import PermissionDenied, ProcessGone
 from .types import ProcMem
@@ -284,9 +285,16 @@ def read_cgroups(pid: int, procfs: str = PROC) -> tuple[str, ...]:
 
 def read_pidfile(path: str) -> int | None:
     """The pid in a pidfile (first line); None when it is missing, unreadable or not a pid."""
+    # O_NONBLOCK and a regular-file check: a FIFO at that path must not stall the daemon's
+    # loop (and its watchdog) waiting for a writer.
     try:
-        with open(path, "rb") as f:
-            first = f.read(64).split(b"\n", 1)[0].strip()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            first = os.read(fd, 64).split(b"\n", 1)[0].strip()
+        finally:
+            os.close(fd)
     except OSError:
         return None
     return int(first) if first.isdigit() and int(first) > 0 else None

@@ -452,3 +452,14 @@ def test_pidfile_holds_a_positive_pid_on_its_first_line(tmp_path, text, pid):
     path.write_bytes(text)
     assert procfs.read_pidfile(str(path)) == pid
     assert procfs.read_pidfile(str(tmp_path / "missing.pid")) is None
+
+
+def test_a_fifo_at_a_pidfile_path_is_no_pid_and_does_not_block(tmp_path):
+    from memwatch.procfs import read_pidfile
+
+    fifo = tmp_path / "daemon.pid"
+    os.mkfifo(fifo)
+    assert read_pidfile(str(fifo)) is None
+    regular = tmp_path / "other.pid"
+    regular.write_text("4242\n")
+    assert read_pidfile(str(regular)) == 4242
