@@ -70,6 +70,9 @@ class _SignalForwarder:
 
     def __init__(self, pid: int) -> None:
         self._pid = pid
+        # The first stop signal memwatch received (forwarded, or delivered by the terminal
+        # to the whole group): a sweep stops there even if the job caught it and exited 0.
+        self.received: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="memwatch-signals")
 
@@ -79,8 +82,13 @@ class _SignalForwarder:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        while signal.sigtimedwait(self.WAITED, 0) is not None:
-            pass  # drop what arrived after the job ended: nothing left to forward to
+        # Drop what arrived after the job ended (nothing left to forward to), but remember it.
+        while (info := signal.sigtimedwait(self.WAITED, 0)) is not None:
+            self._note(info.si_signo)
+
+    def _note(self, signo: int) -> None:
+        if signo in FORWARDED_SIGNALS and self.received is None:
+            self.received = signo
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -91,6 +99,7 @@ class _SignalForwarder:
                 if os.waitid(os.P_PID, self._pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
                     return  # the job has ended
                 continue
+            self._note(info.si_signo)
             if info.si_code == SI_KERNEL and self._job_in_our_group():
                 continue
             try:
@@ -282,8 +291,10 @@ def measure(
         if ended is None:
             os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
         duration_s = time.monotonic() - t0
+        received = None
         if forwarder:
             forwarder.stop()
+            received = forwarder.received
             forwarder = None
         sampler.stop()
         child.returncode, raw_maxrss = ended or _reap_job(child)
@@ -394,4 +405,5 @@ def measure(
         unreadable_processes=len(sampler.unreadable),
         vanished_reads=sampler.vanished,
         backend=reader.name,
+        received_signal=received,
     )

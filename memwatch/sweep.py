@@ -41,6 +41,8 @@ class SweepRun:
     @property
     def stopping_signal(self) -> int | None:
         """The signal that stopped this run (and so the sweep), if one did."""
+        if self.summary.received_signal in STOPPING_SIGNALS:
+            return self.summary.received_signal
         number = self.summary.exit_status - 128
         return number if number in STOPPING_SIGNALS else None
 

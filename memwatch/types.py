@@ -138,6 +138,7 @@ class RunSummary:
     processes_seen: int = 0
     unreadable_processes: int = 0
     vanished_reads: int = 0  # processes that exited between listing and reading: normal
+    received_signal: int | None = None  # a SIGINT/TERM/HUP/QUIT memwatch got while it ran
     backend: BackendName = "proc"  # what sampled the tree: /proc readers or psutil
 
     @property

@@ -147,3 +147,35 @@ def test_run_with_a_job_is_recorded_for_predict(cli):
     code, out, err = cli("predict", "--job", "two", "--at", "90")
     assert code == 0, err
     assert "only 2 distinct sizes" in out and "provision" in out
+
+
+def test_sigterm_stops_the_sweep_even_when_the_job_catches_it(cli, tmp_path):
+    ready = tmp_path / "handler-installed"
+    job = (
+        "import pathlib, signal, sys, time; "
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(1)); "
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(60)"
+    )
+    proc = cli(
+        "sweep",
+        "--sizes",
+        "10,20,30",
+        "--no-warmup",
+        "--job",
+        "trapped",
+        "--",
+        sys.executable,
+        "-c",
+        job,
+        "{size}",
+        wait=False,
+    )
+    deadline = time.monotonic() + 120
+    while not ready.exists():  # the job's handler is in place: SIGTERM will be caught
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "sweep stopped after 1 run(s)" in err
+    assert [(r.size, r.exit_status) for r in cli.history.runs("trapped")] == [(10.0, 1)]
