@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from .report import (
     human_bytes,
     json_number,
     parse_bytes,
+    parse_size,
     read_samples,
     size_text,
     write_json,
@@ -131,14 +131,9 @@ def _interval(text: str) -> float:
 def _size(text: str) -> float:
     """An input size: a finite number >= 0 (1000, 2.5, 1e6)."""
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a number: {text!r} (sizes are numbers, e.g. 1e6)"
-        ) from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
-    return value
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _sizes(text: str) -> list[str]:

@@ -37,7 +37,7 @@ from .history import History, default_path
 from .peak import TreeAccumulator
 from .plateau import RECENT_SAMPLES, swapping_recently
 from .procfs import PROC, is_running, read_vmstat
-from .report import human_bytes, size_text
+from .report import human_bytes, parse_size, size_text
 from .sdnotify import notify, reloading_state, watchdog_period_s
 from .tree import ProcessTable, ProcessView, assign
 from .types import JobSnapshot, ProcMem, Sample, Snapshot
@@ -202,11 +202,9 @@ def observed_size(entry: WatchEntry, pids: Collection[int], view: ProcessView) -
         if text is None:  # no match, or an optional group that did not take part
             continue
         try:
-            size = float(text)
+            return parse_size(text)
         except ValueError:
-            continue  # "(\S+)" caught something that is not a number: try the next one
-        if math.isfinite(size) and size >= 0:
-            return size
+            continue  # "(\S+)" caught something that is not a size: try the next one
     return None
 
 

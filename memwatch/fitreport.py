@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from .errors import InputError
 from .model import FORMULAS, Measurement, Model, Prediction, ShapeFit
 from .planning import Budget, MaxSize, Plan, Verdict
-from .report import human_bytes, json_number, size_text
+from .report import human_bytes, json_number, parse_size, size_text
 
 SCHEMA = "memwatch.fit/1"
 RUNS_COLUMNS = ("size", "peak_bytes")
@@ -60,14 +59,9 @@ def read_runs_csv(path: str) -> list[Measurement]:
 
 def _number(path: str, line: int, column: str, text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise InputError(f"{path}:{line}: {column}: not a number (got {text.strip()!r})") from None
-    if not math.isfinite(value) or value < 0:
-        raise InputError(
-            f"{path}:{line}: {column}: must be a finite number >= 0 (got {text.strip()})"
-        )
-    return value
+        return parse_size(text)
+    except ValueError as err:
+        raise InputError(f"{path}:{line}: {column}: {err}") from None
 
 
 def format_sizes_table(measurements: Sequence[Measurement]) -> str:

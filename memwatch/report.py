@@ -84,6 +84,17 @@ def parse_bytes(text: str) -> int:
     return int(value)
 
 
+def parse_size(text: str) -> float:
+    """An input size as typed: a finite number >= 0 ('1000', '2.5', '1e6')."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a number (got {text.strip()!r})") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a finite number >= 0 (got {text.strip()})")
+    return value
+
+
 def json_number(x: float | None) -> float | int | None:
     """A size as JSON: 2000.0 -> 2000, so scripts see the number the user typed."""
     return int(x) if x is not None and float(x).is_integer() and abs(x) < 2**53 else x

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,3 +242,43 @@ def free_port() -> int:
 def fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as response:
         return str(response.read().decode())
+
+
+def start_server(
+    started: list[subprocess.Popen[str]],
+    argv: Callable[[int, int], list[str]],
+    log_dir: Path,
+    name: str,
+) -> str:
+    """Start a Prometheus-family server (``argv(port, attempt)``) on a free loopback port.
+
+    Returns its URL once /-/ready answers 200. A server that exits is retried on another
+    port (the free port may be taken between the probe and the bind); every one is killed
+    by the ``started`` fixture.
+    """
+    log = log_dir / f"{name}.log"
+    for attempt in range(3):
+        port = free_port()
+        log = log_dir / f"{name}{attempt}.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                argv(port, attempt),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=5) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.1)
+        if proc.poll() is None:
+            break  # running but never ready: another port will not help
+    pytest.fail(f"{name} did not become ready:\n{log.read_text()}")

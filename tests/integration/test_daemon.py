@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from memwatch.errors import ProcessGone
 from memwatch.procfs import StatusFiles, read_stat
 
-from .conftest import MEMHOG, MIB, REPO, fetch, free_port, tool
+from .conftest import MEMHOG, MIB, REPO, fetch, free_port, start_server, tool
 
 DEADLINE_S = 90.0
 HOG_MIB = 200
@@ -203,34 +203,17 @@ def prometheus(
             "scrape_configs:\n  - job_name: memwatch\n    honor_labels: true\n"
             f"    static_configs:\n      - targets: ['127.0.0.1:{target_port}']\n"
         )
-        for attempt in range(3):
-            port = free_port()
-            log = tmp_path / f"prometheus{attempt}.log"
-            with open(log, "w") as out:
-                proc = subprocess.Popen(
-                    [
-                        exe,
-                        f"--config.file={config}",
-                        f"--storage.tsdb.path={tmp_path / f'tsdb{attempt}'}",
-                        f"--web.listen-address=127.0.0.1:{port}",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    start_new_session=True,
-                )
-            started.append(proc)
-            url = f"http://127.0.0.1:{port}"
-
-            def ready(proc: subprocess.Popen[str] = proc, url: str = url) -> bool | None:
-                if proc.poll() is not None:
-                    return False
-                return True if "Ready" in fetch(f"{url}/-/ready") else None
-
-            if wait_for("Prometheus to be ready", ready, log.read_text):
-                return url
-        pytest.fail(f"Prometheus did not start:\n{log.read_text()}")
+        return start_server(
+            started,
+            lambda port, attempt: [
+                exe,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / f'tsdb{attempt}'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            tmp_path,
+            "prometheus",
+        )
 
     yield start
 

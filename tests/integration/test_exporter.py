@@ -17,7 +17,6 @@ import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from base64 import b64encode
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from memwatch.config import WebConfig
 from memwatch.exporter import MetricsServer, make_registry
 from memwatch.types import JobSnapshot, Snapshot
 
-from .conftest import MIB, fetch, free_port, memhog, tool
+from .conftest import MIB, fetch, free_port, memhog, start_server, tool
 
 DEADLINE_S = 60.0  # generous: readiness is polled, never assumed after a fixed sleep
 
@@ -63,30 +62,12 @@ def series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
 def pushgateway(tmp_path: Path, started: list[subprocess.Popen[str]]) -> str:
     """A real Pushgateway on a free loopback port, no persistence; returns its URL."""
     exe = tool("prometheus-pushgateway")
-    log = tmp_path / "pushgateway.log"
-    for _attempt in range(3):  # the free port may be taken between the probe and the bind
-        port = free_port()
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [exe, f"--web.listen-address=127.0.0.1:{port}"],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
-        started.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + DEADLINE_S
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=5) as response:
-                    if response.status == 200:
-                        return url
-            except OSError:
-                time.sleep(0.1)
-        if proc.poll() is None:
-            break  # running but never ready: retrying will not help
-    pytest.fail(f"the Pushgateway did not become ready:\n{log.read_text()}")
+    return start_server(
+        started,
+        lambda port, _attempt: [exe, f"--web.listen-address=127.0.0.1:{port}"],
+        tmp_path,
+        "pushgateway",
+    )
 
 
 def peak_of(cli, tmp_path: Path, job: list[str], *args: str) -> int:

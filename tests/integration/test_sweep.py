@@ -82,15 +82,23 @@ def test_sigterm_stops_the_sweep_and_keeps_what_was_measured(cli):
         wait=False,
     )
     # Wait until the first job holds its memory, then stop memwatch as a scheduler would.
+    err = sigterm_when(
+        proc, lambda: any("memhog" in " ".join(c.cmdline()) for c in _children(proc.pid))
+    )
+    assert "sweep stopped after 1 run(s); they are in the history" in err
+    assert [(r.size, r.exit_status) for r in cli.history.runs("stopped")] == [(10.0, 143)]
+
+
+def sigterm_when(proc, ready) -> str:
+    """SIGTERM the sweep once ``ready()``; check it stopped with 143 and return its stderr."""
     deadline = time.monotonic() + 120
-    while not any("memhog" in " ".join(c.cmdline()) for c in _children(proc.pid)):
+    while not ready():
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err
-    assert "sweep stopped after 1 run(s); they are in the history" in err
-    assert [(r.size, r.exit_status) for r in cli.history.runs("stopped")] == [(10.0, 143)]
+    return err
 
 
 def _children(pid: int) -> list[psutil.Process]:
@@ -170,12 +178,6 @@ def test_sigterm_stops_the_sweep_even_when_the_job_catches_it(cli, tmp_path):
         "{size}",
         wait=False,
     )
-    deadline = time.monotonic() + 120
-    while not ready.exists():  # the job's handler is in place: SIGTERM will be caught
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, err
+    err = sigterm_when(proc, ready.exists)  # the job's handler is in place: it catches it
     assert "sweep stopped after 1 run(s)" in err
     assert [(r.size, r.exit_status) for r in cli.history.runs("trapped")] == [(10.0, 1)]

@@ -196,7 +196,7 @@ def test_sweep_usage_errors_start_nothing(capsys, tmp_path):
     cmd = ["--", "python3", "job.py", "{size}"]
     no_run(["sweep", "--sizes", "1,2", "--", "python3", "job.py"], "no {size}")
     no_run(["sweep", "--sizes", "3", *cmd], "2 or more distinct sizes")
-    no_run(["sweep", "--sizes", "1,x", *cmd], "not a number: 'x'")
+    no_run(["sweep", "--sizes", "1,x", *cmd], "not a number (got 'x')")
     no_run(["sweep", "--sizes", "1,2", "--repeat", "0", *cmd], "whole number >= 1")
     no_run(["sweep", "--sizes", "1,2", "--at", "33", *cmd], "16.5x the largest size")
     no_run(["sweep", "--sizes", "1,2", "--margin", "-1", *cmd], "between 0 and 10")

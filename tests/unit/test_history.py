@@ -181,44 +181,41 @@ def test_default_path_reads_the_process_environment(monkeypatch):
 def test_another_programs_database_is_refused_and_left_alone(tmp_path, run_summary, setup, reason):
     path = tmp_path / "notes.db"
     sql(path, setup)
-    before = files(tmp_path)
-    store = History(str(path))
-    for call in (lambda: store.record(run_summary(), job="train"), store.runs, store.jobs):
-        with pytest.raises(HistoryError) as err:
-            call()
-        assert str(err.value) == (
-            f"{path} is not a memwatch history ({reason}); pass --history with another path"
-        )
-    assert files(tmp_path) == before
+    messages = refusals(path, run_summary, jobs_too=True)
+    expected = f"{path} is not a memwatch history ({reason}); pass --history with another path"
+    assert messages == [expected] * 3
 
 
 def test_a_history_from_a_newer_memwatch_is_refused_and_left_alone(tmp_path, run_summary):
     path = tmp_path / "history.sqlite"
     History(str(path)).record(run_summary(), job="train")
     sql(path, "PRAGMA user_version = 3")
-    before = files(tmp_path)
-    store = History(str(path))
-    for call in (lambda: store.record(run_summary(), job="train"), store.runs, store.jobs):
-        with pytest.raises(HistoryError) as err:
-            call()
-        assert str(err.value) == (
-            f"{path} was written by a newer memwatch (schema 3, this one knows 1); upgrade memwatch"
-        )
-    assert files(tmp_path) == before
+    expected = (
+        f"{path} was written by a newer memwatch (schema 3, this one knows 1); upgrade memwatch"
+    )
+    assert refusals(path, run_summary, jobs_too=True) == [expected] * 3
 
 
 def test_a_corrupt_file_is_refused_and_left_alone(tmp_path, run_summary):
     path = tmp_path / "history.sqlite"
     path.write_bytes(random.Random(0).randbytes(8192))
-    before = files(tmp_path)
-    store = History(str(path))
-    for call in (lambda: store.record(run_summary(), job="train"), store.runs):
-        with pytest.raises(HistoryError) as err:
-            call()
-        message = str(err.value)
+    for message in refusals(path, run_summary, jobs_too=False):
         assert message.startswith(f"{path} is not a usable SQLite database (file is not a")
         assert "\n" not in message
-    assert files(tmp_path) == before
+
+
+def refusals(path, run_summary, jobs_too):
+    """Record, list (and list jobs): each must raise HistoryError and change no file."""
+    before = files(path.parent)
+    store = History(str(path))
+    calls = [lambda: store.record(run_summary(), job="train"), store.runs]
+    messages = []
+    for call in [*calls, store.jobs] if jobs_too else calls:
+        with pytest.raises(HistoryError) as err:
+            call()
+        messages.append(str(err.value))
+    assert files(path.parent) == before
+    return messages
 
 
 def test_a_directory_that_cannot_be_created_is_a_history_error(tmp_path, run_summary):
