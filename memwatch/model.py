@@ -61,9 +61,15 @@ PLAUSIBLE_FACTOR = 2.0
 # A floor must be clear: the line through the sizes above it passes this far below it
 # (or 3 times the runs' noise), and the floor's own sizes are this flat.
 FLOOR_GAP = 0.02
+# Growth smaller than this many times the runs' scatter is not growth the data show: its
+# forward misses are noise, not a miss of the growth to calibrate the margin on.
+UNSEEN_GROWTH_SIGMAS = 3.0
 # Scatter below 0.1 % of the peak is not resolved: a cgroup peak is exact, but a job's
 # allocator and page rounding move its peak by about that much between runs.
 RESOLUTION = 0.001
+# An exponent missed by more than one (x^2 taken for x^3) is no calibration but a wrong
+# hypothesis; beyond it the range warning speaks.
+MAX_GROWTH_MISS = 1.0
 NOISY_REPEATS = 0.05  # relative standard deviation of repeats that earns a warning
 NOISE_WIDENING = 2.0  # the recommendation covers this many repeat standard deviations
 WIDE_RANGE = 1.5  # a plausible range wider than this (high / low) earns a warning
@@ -326,7 +332,9 @@ def _floor_sizes(terms: Sequence[Term], s: _Sizes, scale: float, gap: float) -> 
     return best
 
 
-def _forward(terms: Sequence[Term], s: _Sizes, scale: float, floor: float) -> list[list[Forward]]:
+def _forward(
+    terms: Sequence[Term], s: _Sizes, scale: float, floor: float, visible: float
+) -> list[list[Forward]]:
     """Per hypothesis: how far off it was at each larger size when fitted on the smaller."""
     n = len(s.x)
     found: list[list[Forward]] = [[] for _ in terms]
@@ -339,8 +347,9 @@ def _forward(terms: Sequence[Term], s: _Sizes, scale: float, floor: float) -> li
                 growth = guess - a[i]
                 # The growth part's miss matters beyond the data: at small sizes a
                 # baseline dilutes it, at 8x it is most of the peak (a 2 % miss of the
-                # total there was 37 % at 8x on a sparse factorisation).
-                ratio = (actual - a[i]) / growth if growth > RESOLUTION * guess else 1.0
+                # total there was 37 % at 8x on a sparse factorisation). Growth within
+                # the runs' noise has no miss to measure.
+                ratio = (actual - a[i]) / growth if growth > visible * guess else 1.0
                 found[i].append(
                     Forward(
                         math.log(actual / guess),
@@ -404,7 +413,7 @@ def fit(
             "measure at more sizes, e.g. memwatch sweep --sizes 1,2,4,8"
         )
     scale = float(x.max())
-    if not math.isfinite(scale**3 * math.log2(max(scale, 2.0))):
+    if scale > 1e100:  # coefficients per unit of size (b / scale^3) would underflow
         raise FitError(
             f"cannot fit sizes this large (up to {scale:g}): they overflow; "
             "count sizes in a larger unit (e.g. GB instead of bytes)"
@@ -417,11 +426,13 @@ def fit(
     rise = s[on_floor:]
     a, b = _lines(_basis(terms, rise.x, scale), rise)
     constant = _constant_forward(rise)
+    visible = UNSEEN_GROWTH_SIGMAS * (RESOLUTION + (noise or 0.0))
+    forward = _forward(terms, rise, scale, floor, visible)
     fits = [
         ShapeFit(None, (max(rise.mean(), floor),), scale, 0.0, _rms(constant), forward=tuple(constant)),
         *(
             ShapeFit(t, (float(ai), float(bi)), scale, floor, _rms(f), forward=tuple(f))
-            for t, ai, bi, f in zip(terms, a, b, _forward(terms, rise, scale, floor), strict=True)
+            for t, ai, bi, f in zip(terms, a, b, forward, strict=True)
             if bi > 0  # a term fitted with no growth is the constant again
         ),
     ]
@@ -485,8 +496,12 @@ def _rank(fits: list[ShapeFit], noise: float | None) -> list[ShapeFit]:
         return error(f) * _prior(f)
 
     ranked = sorted(fits, key=lambda f: (not admissible(f), score(f), abs(f.growth_order - 1)))
+    # Plausible: not ruled out. Steep growth that is not shown cannot be the best fit,
+    # but while the data do not rule it out it widens the range (and earns the warning).
     limit = PLAUSIBLE_FACTOR * score(ranked[0]) + NOISE_WIDENING * (noise or 0.0)
-    return [replace(f, plausible=admissible(f) and score(f) <= limit) for f in ranked]
+    return [
+        replace(f, plausible=f.forward_error is None or score(f) <= limit) for f in ranked
+    ]
 
 
 def _model_warnings(
@@ -525,7 +540,8 @@ def _growth_miss(model: Model) -> float:
     """The best fit's forward misses of its growth, as an exponent of the distance:
     root mean square of log(actual / predicted growth) / log(size / largest fitted)."""
     rates = [f.growth_log_error / math.log(f.factor) for f in model.best.forward]
-    return math.sqrt(sum(r * r for r in rates) / len(rates)) if rates else 0.0
+    rms = math.sqrt(sum(r * r for r in rates) / len(rates)) if rates else 0.0
+    return min(rms, MAX_GROWTH_MISS)
 
 
 def _covered(model: Model, size: float) -> float:
