@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import InputError
-from .model import FORMULAS, Measurement, Model, Prediction, ShapeFit
+from .model import Measurement, Model, Prediction, ShapeFit
 from .planning import Budget, MaxSize, Plan, Verdict
 from .report import human_bytes, json_number, parse_size, size_text
 
@@ -78,8 +78,15 @@ def format_sizes_table(measurements: Sequence[Measurement]) -> str:
 
 
 def _shape_line(s: ShapeFit) -> str:
-    score = "n/a (too few sizes)" if s.loo_error is None else f"{s.loo_error:.1%}"
-    return f"{FORMULAS[s.shape]}: {s.describe()}; leave-one-out error {score}"
+    return f"{s.formula}: {s.describe()}; forward error {_error_text(s)}"
+
+
+def _error_text(s: ShapeFit) -> str:
+    return "n/a (too few growing sizes)" if s.forward_error is None else f"{s.forward_error:.1%}"
+
+
+# The report names this many plausible shapes; the JSON has them all.
+SHOWN_SHAPES = 4
 
 
 BUDGET_SOURCES = {
@@ -125,14 +132,14 @@ def format_fit(model: Model, predictions: Sequence[Prediction], plan: Plan) -> s
     """The fitted shape in words, the growth, and advice and a budget verdict per size."""
     lines = [
         f"best fit {_shape_line(model.best)}",
-        *(f"  also plausible {_shape_line(s)}" for s in model.plausible[1:]),
+        *(f"  also plausible {_shape_line(s)}" for s in model.plausible[1:SHOWN_SHAPES]),
     ]
-    ruled_out = [s for s in model.shapes if not s.plausible]
+    more = len(model.plausible) - SHOWN_SHAPES
+    if more > 0:
+        lines.append(f"  and {more} more plausible shapes (--json lists them)")
+    ruled_out = len(model.shapes) - len(model.plausible)
     if ruled_out:
-        lines.append(
-            "  ruled out: "
-            + ", ".join(f"{FORMULAS[s.shape]} ({s.loo_error:.1%})" for s in ruled_out)
-        )
+        lines.append(f"  ruled out: {ruled_out} shapes that predicted the larger sizes worse")
     if model.noise is not None:
         lines.append(f"  repeats: relative standard deviation {model.noise:.1%}")
     lines.append(f"growth: {plan.growth.words}")
@@ -142,14 +149,15 @@ def format_fit(model: Model, predictions: Sequence[Prediction], plan: Plan) -> s
     lines.append(f"budget: {_budget_text(b)}{free}")
     for p, v in zip(predictions, plan.verdicts, strict=True):
         band = (
-            f" (plausible {human_bytes(p.low_bytes)} .. {human_bytes(p.high_bytes)})"
+            f"; plausible {human_bytes(p.low_bytes)} .. {human_bytes(p.high_bytes)}"
             if p.high_bytes != p.low_bytes
             else ""
         )
         lines.append(
             f"at size {size_text(p.size)} ({p.extrapolation_factor:.2g}x the largest measured): "
             f"expected {human_bytes(p.expected_bytes)}{band}; "
-            f"provision {human_bytes(p.recommended_bytes)} ({p.recommended_bytes} bytes)"
+            f"provision {human_bytes(p.recommended_bytes)} ({p.recommended_bytes} bytes, "
+            f"+{p.margin:.0%})"
         )
         lines.append(_verdict_line(v, b))
         lines += [f"  warning: {w}" for w in p.warnings]
@@ -183,10 +191,21 @@ def _chunking_advice(plan: Plan) -> str:
 def _shape_json(s: ShapeFit) -> dict[str, Any]:
     return {
         "shape": s.shape,
-        "formula": FORMULAS[s.shape],
+        "formula": s.formula,
         "params": list(s.params),
+        "floor_bytes": s.floor or None,
         "description": s.describe(),
-        "loo_error": s.loo_error,
+        "forward_error": s.forward_error,
+    }
+
+
+def _next_run_json(p: Prediction) -> dict[str, Any] | None:
+    if p.next_run is None:
+        return None
+    return {
+        "size": json_number(p.next_run.size),
+        "memory_bytes": p.next_run.memory_bytes,
+        "duration_s": p.next_run.duration_s,
     }
 
 
@@ -213,6 +232,7 @@ def fit_json(model: Model, predictions: Sequence[Prediction], plan: Plan) -> dic
             "margin": model.margin,
             "noise": model.noise,
             "distinct_sizes": len(model.sizes),
+            "floor_sizes": model.floor_sizes,
             "max_size": json_number(model.max_size),
             "warnings": list(model.warnings),
         },
@@ -228,7 +248,9 @@ def fit_json(model: Model, predictions: Sequence[Prediction], plan: Plan) -> dic
                 "low_bytes": p.low_bytes,
                 "high_bytes": p.high_bytes,
                 "recommended_bytes": p.recommended_bytes,
+                "margin": round(p.margin, 4),
                 "extrapolation_factor": round(p.extrapolation_factor, 4),
+                "next_run": _next_run_json(p),
                 "fits": v.fits,
                 "headroom_bytes": v.headroom_bytes,
                 "parallel_tasks": v.parallel_tasks,

@@ -123,14 +123,11 @@ def growth(model: Model) -> Growth:
 
 
 def _exponent(shape: ShapeFit, size: float) -> float | None:
-    """Log-log slope of f(x) - f(0) between size/2 and size; None when flat."""
-    if shape.shape == "power":
-        return shape.params[2] if shape.params[1] > 0 else None
-    base = shape.predict(0.0)
-    low, high = shape.predict(size / 2) - base, shape.predict(size) - base
-    if low <= 0 or high <= 0:
+    """The log-log slope of the growing part at ``size``; None when flat."""
+    if shape.term is None:
         return None
-    return math.log2(high / low)
+    # d ln(x^i * log2(x)^j) / d ln(x) = i + j / ln(x)
+    return float(shape.term.exponent) + shape.term.log_power / math.log(max(size, math.e))
 
 
 def max_size_for(model: Model, memory_bytes: int, force: bool = False) -> MaxSize:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, OutputError, UsageError
-from .model import FORMULAS, Model, Prediction, predict
+from .fitreport import SHOWN_SHAPES
+from .model import Model, Prediction, predict
 from .plateau import detect_plateaus
 from .report import check_writable, human_bytes
 from .types import Sample
@@ -98,7 +99,7 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
         )
 
     others = iter(OTHER_COLOURS * 2)
-    for shape in model.plausible:
+    for shape in model.plausible[:SHOWN_SHAPES]:
         is_best = shape is model.best
         ys = [max(0.0, shape.predict(x)) for x in xs]
         tops.append(max(ys))
@@ -108,7 +109,7 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
             color=BEST_COLOUR if is_best else next(others),
             linewidth=2.6 if is_best else 1.1,
             zorder=4 if is_best else 3,
-            label=f"{FORMULAS[shape.shape]}" + (" (best fit)" if is_best else ""),
+            label=shape.formula + (" (best fit)" if is_best else ""),
         )
 
     # predict() itself gives the envelope, so the band is exactly what the advice used.
@@ -178,7 +179,7 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
     _titles(
         ax,
         title or "Peak memory vs input size",
-        f"peak memory vs input size; best fit {FORMULAS[best.shape]}: {best.describe()}",
+        f"peak memory vs input size; best fit {best.formula}: {best.describe()}",
     )
     return figure
 
