@@ -19,6 +19,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the dev dependencies
 
 from .errors import ConfigError
+from .report import parse_duration
 
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1"  # loopback unless configured otherwise
 DEFAULT_PORT = 9793
@@ -132,7 +133,6 @@ _TLS_UNSUPPORTED = dict.fromkeys(
 _BCRYPT = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 _NOT_BCRYPT = "a value that is not a bcrypt hash"  # the value itself is never shown
 # Prometheus-style durations ("500ms", "15s", "1m30s") besides plain numbers of seconds.
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
 # Labels of at most 63 characters (RFC 1035): getaddrinfo raises UnicodeError on longer.
 _HOST_NAME = re.compile(
     r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_-]{1,63})*\.?"
@@ -772,11 +772,10 @@ def _as_float(value: object) -> float | None:
 
 
 def _duration_s(text: str) -> float | None:
-    match = _DURATION.fullmatch(text.strip())
-    if not text.strip() or match is None:
+    try:
+        return parse_duration(text)
+    except ValueError:
         return None
-    h, m, s, ms = (int(g) if g else 0 for g in match.groups())
-    return h * 3600.0 + m * 60.0 + s + ms / 1000.0
 
 
 def _no_password() -> bytes:

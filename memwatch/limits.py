@@ -7,3 +7,7 @@ Kept apart from model.py so that the CLI can show them without importing numpy: 
 DEFAULT_MARGIN = 0.10  # the classic recipe's 10 %, kept so the numbers compare
 WARN_EXTRAPOLATION = 4.0  # beyond this many times the largest measured size: a warning
 REFUSE_EXTRAPOLATION = 16.0  # beyond this: no prediction without --force
+# The adaptive sweep (`memwatch sweep --target`): its first size without --start, and the
+# largest size it may run without --max-size, as fractions of the target.
+START_FRACTION = 1 / 32
+MAX_FRACTION = 1 / 2

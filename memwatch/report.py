@@ -95,6 +95,29 @@ def parse_size(text: str) -> float:
     return value
 
 
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '10m', '1h30m', '500ms' -> seconds.
+
+    Raises ValueError with a message that says what is accepted.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        match = _DURATION.fullmatch(text.strip())
+        if not text.strip() or match is None:
+            raise ValueError(
+                f"not a duration: {text.strip()!r} (e.g. 90, 90s, 10m, 1h30m, 500ms)"
+            ) from None
+        h, m, s, ms = (int(g) if g else 0 for g in match.groups())
+        return h * 3600.0 + m * 60.0 + s + ms / 1000.0
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"must be a finite number of seconds >= 0 (got {text.strip()})")
+    return value
+
+
 def json_number(x: float | None) -> float | int | None:
     """A size as JSON: 2000.0 -> 2000, so scripts see the number the user typed."""
     return int(x) if x is not None and float(x).is_integer() and abs(x) < 2**53 else x

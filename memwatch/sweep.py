@@ -5,11 +5,14 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
 from .run import measure
 from .types import RunSummary
+
+if TYPE_CHECKING:
+    from .model import Measurement
 
 PLACEHOLDER = "{size}"
 # A run that died from one of these (or exited 128+N, as a shell script that traps them
@@ -33,6 +36,14 @@ class SweepRun:
     @property
     def size(self) -> float:
         return float(self.size_text)
+
+    @property
+    def measurement(self) -> Measurement:
+        """What the model fits: size, peak, swap suspicion and duration."""
+        from .model import Measurement  # numpy: only when a fit is coming
+
+        s = self.summary
+        return Measurement(self.size, s.peak.total_bytes, s.swap_suspected, s.duration_s)
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,7 @@ from ._common import size
 
 if TYPE_CHECKING:
     from ..model import Measurement, Model, Prediction
-    from ..planning import Plan
+    from ..planning import Budget, Plan
 
 FIT_EPILOG = """\
 how the recommendation is made:
@@ -134,6 +134,16 @@ class Advice:
         return format_fit(self.model, self.predictions, self.plan)
 
 
+def budget_of(args: argparse.Namespace) -> Budget:
+    """The memory to plan for: --budget, else the cgroup limit or this machine's RAM."""
+    from ..planning import choose_budget
+
+    try:
+        return choose_budget(args.budget, machine_memory(), memory_limit())
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def advise(
     args: argparse.Namespace,
     measurements: list[Measurement],
@@ -149,7 +159,7 @@ def advise(
     """
     from ..errors import ExtrapolationRefused
     from ..model import fit, predict
-    from ..planning import choose_budget, plan
+    from ..planning import plan
 
     if not measurements and lower_bounds:
         raise FitError(
@@ -167,11 +177,7 @@ def advise(
             if not keep_going:
                 raise
             refused.append(str(err))
-    try:
-        budget = choose_budget(args.budget, machine_memory(), memory_limit())
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    answers = plan(model, predictions, budget, args.max_size_for, args.force)
+    answers = plan(model, predictions, budget_of(args), args.max_size_for, args.force)
     if args.plot:
         from ..plot import plot_fit
 

@@ -1,0 +1,351 @@
+"""The adaptive sweep's planner: which size to measure next, and when to stop. Pure.
+
+`memwatch sweep --target SIZE` measures nothing it was not asked to: it starts small,
+grows the size geometrically, refits after every run, and stops as soon as the
+recommendation at the target has settled or the next run would cross a limit. Running
+the job is the caller's: ``adaptive_sweep`` is given a ``measure`` function, so the
+planner is tested on plain data.
+
+The rules, in the order ``decide`` applies them:
+
+1. The first run is at ``Goal.start`` (``--start``, else 1/32 of the target). Nothing
+   is known before it, so it is the one run no prediction protects; keep it small.
+2. While every run so far was slow (longer than ``Goal.quick_s``), halve below the
+   smallest size: larger sizes would only be slower. Halving stops once a run is quick,
+   after MAX_HALVINGS, or when halving no longer shortens a run (start-up dominates).
+3. Settled (stop): with SETTLED_SIZES or more sizes, the plausible range at the target
+   is within the margin (every shape the data allow agrees) AND the recommendation
+   moved by less than the margin with the last size (the newest, largest run, the one
+   nearest the target, did not change the answer). Either alone is weaker: a narrow
+   range can be the agreement of shapes that all share the same wrong floor, and a
+   stable answer can be a stable guess.
+4. Otherwise the next size is the next on the grid start * GROWTH^k, capped at
+   ``Goal.max_size`` (the last step lands on it: the largest size tells most about the
+   target). The sweep stops before it when that size is above --max-size, when the
+   memory it is predicted to need exceeds the memory budget, or when its predicted time
+   does not fit in what is left of the time budget. With only one size measured it goes
+   down instead, so that there is something to fit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import FitError
+from .limits import START_FRACTION
+from .model import Measurement, Prediction, fit, predict
+from .report import human_bytes, size_text
+
+# Sizes grow by this factor between runs: one run costs about as much as all the runs
+# before it together (when time grows linearly), so the whole sweep costs about twice
+# its largest run, which is half the target.
+GROWTH = 2.0
+# A run is quick when it takes at most QUICK_S, and at most this share of a time budget.
+QUICK_S = 10.0
+QUICK_SHARE = 0.05
+MAX_HALVINGS = 4
+# Halving must shorten a run to at least this share of the one before, or time is not
+# in the size (interpreter start-up, imports) and smaller sizes only cost runs.
+HALVING_PAYS = 0.75
+# The fewest distinct sizes whose fit may count as settled: with three, one forward
+# prediction judges every shape and steep growth cannot be shown.
+SETTLED_SIZES = 4
+# With one size measured, the next run's memory is assumed to grow as size^2: the
+# steepest growth the model accepts without evidence (its STEEP_GROWTH).
+UNSEEN_EXPONENT = 2.0
+# Time is assumed to grow at least linearly with the size: start-up makes small runs
+# look flat, and a time budget is a limit, so the estimate errs high.
+MIN_TIME_EXPONENT = 1.0
+MAX_TIME_EXPONENT = 3.0
+# A last step to --max-size shorter than this adds a run that says little.
+MIN_STEP = 1.1
+
+
+@dataclass(frozen=True)
+class Goal:
+    """What the sweep is for (the target size) and what it may spend getting there."""
+
+    target: float
+    start: float
+    max_size: float
+    margin: float
+    memory_budget_bytes: int
+    time_budget_s: float | None = None
+    integral: bool = True  # sizes go into the command as whole numbers
+
+    @property
+    def quick_s(self) -> float:
+        """The longest run that still counts as quick."""
+        if self.time_budget_s is None:
+            return QUICK_S
+        return min(QUICK_S, QUICK_SHARE * self.time_budget_s)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One measured run as the planner sees it: the size as run, its peak, whether it ended well."""
+
+    size_text: str
+    measurement: Measurement
+    ok: bool = True
+
+    @property
+    def size(self) -> float:
+        return self.measurement.size
+
+
+@dataclass(frozen=True)
+class Next:
+    """Measure ``size_text`` next, and why; what it is expected to cost where known."""
+
+    size_text: str
+    reason: str
+    duration_s: float | None = None
+    memory_bytes: int | None = None
+
+    @property
+    def size(self) -> float:
+        return float(self.size_text)
+
+    def text(self) -> str:
+        costs = [f"next run ~{duration_text(self.duration_s)}"] if self.duration_s else []
+        costs += [f"~{human_bytes(self.memory_bytes)}"] if self.memory_bytes else []
+        return f"size {self.size_text} next: " + ", ".join([self.reason, *costs])
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The sweep ends here, and why; ``settled`` when the answer at the target is stable."""
+
+    reason: str
+    settled: bool = False
+
+    def text(self) -> str:
+        return f"stopping: {self.reason}"
+
+
+Choice = Next | Stop
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Every run of the sweep, in order, and why it stopped."""
+
+    runs: tuple[Run, ...]
+    stop: Stop
+
+
+def adaptive_sweep(
+    goal: Goal,
+    measure: Callable[[str], Sequence[Run]],
+    on_choice: Callable[[Choice], None] = lambda choice: None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Outcome:
+    """Decide, measure, refit, until ``decide`` says stop.
+
+    ``measure(size_text)`` runs the job at one size and returns its runs (several with
+    repeats); ``on_choice`` hears every decision (the CLI prints it). ``clock`` measures
+    the time spent against the time budget.
+    """
+    started = clock()
+    runs: list[Run] = []
+    while True:
+        choice = decide(goal, runs, clock() - started)
+        on_choice(choice)
+        if isinstance(choice, Stop):
+            return Outcome(tuple(runs), choice)
+        runs += measure(choice.size_text)
+
+
+def decide(goal: Goal, runs: Sequence[Run], elapsed_s: float) -> Choice:
+    """The next size to measure, or why to stop (the rules in this module's docstring)."""
+    if not runs:
+        why = (
+            "the --start size"
+            if goal.start != goal.target * START_FRACTION
+            else "1/32 of the target"
+        )
+        return Next(_size_text(goal, goal.start), f"first run at {why}")
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        return Stop(
+            f"the run at size {failed[0].size_text} failed: a larger size would not do better; "
+            "the runs before it are fitted"
+        )
+    halving = _halving(goal, runs)
+    if halving is not None:
+        return halving
+    sizes = sorted({r.size for r in runs})
+    measurements = [r.measurement for r in runs]
+    now = _at_target(goal, measurements)
+    if now is not None and len(sizes) >= SETTLED_SIZES:
+        before = _at_target(goal, [m for m in measurements if m.size < sizes[-1]])
+        moved = abs(now.recommended_bytes / before.recommended_bytes - 1) if before else math.inf
+        spread = now.high_bytes / now.low_bytes if now.low_bytes else math.inf
+        if spread <= 1 + goal.margin and moved <= goal.margin:
+            return Stop(
+                f"settled: the plausible range at the target is {spread:.2f}x (within the "
+                f"{goal.margin:.0%} margin) and the last run moved the recommendation "
+                f"{moved:.0%}",
+                settled=True,
+            )
+    up = _next_up(goal, sizes)
+    if up is None:
+        return _down_or_stop(
+            goal,
+            runs,
+            elapsed_s,
+            f"the next size would be above --max-size {size_text(goal.max_size)}",
+        )
+    memory = _memory_at(goal, runs, float(up))
+    if memory > goal.memory_budget_bytes:
+        return _down_or_stop(
+            goal,
+            runs,
+            elapsed_s,
+            f"size {up} would need ~{human_bytes(memory)}, more than the memory budget "
+            f"{human_bytes(goal.memory_budget_bytes)}",
+        )
+    duration = duration_at(measurements, float(up))
+    over = _over_time(goal, elapsed_s, duration)
+    if over:
+        return _down_or_stop(goal, runs, elapsed_s, f"size {up} {over}")
+    return Next(up, _why_more(goal, now, len(sizes)), duration, memory)
+
+
+def _why_more(goal: Goal, now: Prediction | None, sizes: int) -> str:
+    if now is None:
+        return "one size cannot be fitted"
+    spread = now.high_bytes / now.low_bytes if now.low_bytes else math.inf
+    if sizes < SETTLED_SIZES:
+        return f"{sizes} sizes are too few to judge the shape (range at the target {spread:.1f}x)"
+    if spread > 1 + goal.margin:
+        return f"range at the target still {spread:.2f}x"
+    return "the last run moved the recommendation at the target by more than the margin"
+
+
+def _halving(goal: Goal, runs: Sequence[Run]) -> Next | None:
+    """Halve below the smallest size while every run so far was slow (rule 2)."""
+    fastest = _fastest(runs)
+    if any(d <= goal.quick_s for d in fastest.values()) or len(fastest) > MAX_HALVINGS:
+        return None
+    sizes = sorted(fastest)
+    if len(sizes) > 1 and fastest[sizes[0]] > HALVING_PAYS * fastest[sizes[1]]:
+        return None  # the last halving did not shorten the run: time is not in the size
+    half = _size_text(goal, sizes[0] / 2)
+    if float(half) >= sizes[0] or float(half) <= 0:
+        return None
+    return Next(
+        half,
+        f"the run at size {size_text(sizes[0])} took {duration_text(fastest[sizes[0]])}, "
+        f"more than a quick {duration_text(goal.quick_s)}: halving down",
+        fastest[sizes[0]] / 2,
+    )
+
+
+def _fastest(runs: Sequence[Run]) -> dict[float, float]:
+    """The shortest run of each size (the least disturbed by other load)."""
+    fastest: dict[float, float] = {}
+    for r in runs:
+        if r.measurement.duration_s is not None:
+            fastest[r.size] = min(fastest.get(r.size, math.inf), r.measurement.duration_s)
+    return fastest
+
+
+def _down_or_stop(goal: Goal, runs: Sequence[Run], elapsed_s: float, why: str) -> Choice:
+    """Stop for ``why``, unless only one size was measured: then halve, to have a fit."""
+    sizes = sorted({r.size for r in runs})
+    if len(sizes) > 1:
+        return Stop(why)
+    half = _size_text(goal, sizes[0] / 2)
+    duration = duration_at([r.measurement for r in runs], float(half))
+    if float(half) >= sizes[0] or float(half) <= 0 or _over_time(goal, elapsed_s, duration):
+        return Stop(f"{why}, and one size cannot be fitted")
+    return Next(half, f"{why}; a second, smaller size gives a fit", duration)
+
+
+def _over_time(goal: Goal, elapsed_s: float, duration_s: float | None) -> str | None:
+    if goal.time_budget_s is None or duration_s is None:
+        return None
+    left = goal.time_budget_s - elapsed_s
+    if duration_s <= left:
+        return None
+    return (
+        f"would take ~{duration_text(duration_s)}, more than the "
+        f"{duration_text(max(left, 0.0))} left of --time-budget"
+    )
+
+
+def _next_up(goal: Goal, sizes: Sequence[float]) -> str | None:
+    """The next size on the grid start * GROWTH^k above the largest, capped at --max-size."""
+    largest = sizes[-1]
+    k = 0
+    while float(_size_text(goal, goal.start * GROWTH**k)) <= largest:
+        k += 1  # a loop, not a logarithm: whole-number sizes round onto each other near 1
+    up = float(_size_text(goal, goal.start * GROWTH**k))
+    if up > goal.max_size:
+        up = math.floor(goal.max_size) if goal.integral else goal.max_size
+        if up < largest * MIN_STEP:
+            return None
+    return size_text(up)
+
+
+def _size_text(goal: Goal, size: float) -> str:
+    """A size as it goes into the command: whole when the user's sizes were whole."""
+    if goal.integral:
+        return size_text(float(max(1, math.floor(size + 0.5))))
+    return size_text(float(f"{size:.6g}"))
+
+
+def _at_target(goal: Goal, measurements: Sequence[Measurement]) -> Prediction | None:
+    """The advice at the target from these runs; None when they cannot be fitted yet."""
+    if len({m.size for m in measurements}) < 2:
+        return None
+    try:
+        return predict(fit(measurements, margin=goal.margin), goal.target, force=True)
+    except FitError:
+        return None
+
+
+def _memory_at(goal: Goal, runs: Sequence[Run], size: float) -> int:
+    """What a run at ``size`` is expected to need at most: the top of the plausible range
+    and the recommendation, or the largest peak grown as size^2 when one size is known."""
+    measurements = [r.measurement for r in runs]
+    largest = max(measurements, key=lambda m: (m.size, m.peak_bytes))
+    if len({m.size for m in measurements}) < 2:
+        return round(largest.peak_bytes * math.pow(size / largest.size, UNSEEN_EXPONENT))
+    try:
+        p = predict(fit(measurements, margin=goal.margin), size, force=True)
+    except FitError:
+        return 2**63  # it overflows: more than any machine has
+    return int(max(p.recommended_bytes, p.high_bytes))
+
+
+def duration_at(measurements: Sequence[Measurement], size: float) -> float | None:
+    """A run's expected time at ``size``: a power law through the two largest timed sizes,
+    its exponent between MIN_TIME_EXPONENT and MAX_TIME_EXPONENT; None when none is timed."""
+    timed: dict[float, float] = {}
+    for m in measurements:
+        if m.duration_s is not None:
+            timed[m.size] = min(timed.get(m.size, math.inf), m.duration_s)
+    if not timed:
+        return None
+    sizes = sorted(timed)
+    top = sizes[-1]
+    exponent = MIN_TIME_EXPONENT
+    if len(sizes) > 1 and sizes[-2] > 0 and timed[sizes[-2]] > 0 and timed[top] > 0:
+        slope = math.log(timed[top] / timed[sizes[-2]]) / math.log(top / sizes[-2])
+        exponent = min(max(slope, MIN_TIME_EXPONENT), MAX_TIME_EXPONENT)
+    return timed[top] * math.pow(size / top, exponent) if top > 0 else timed[top]
+
+
+def duration_text(seconds: float) -> str:
+    """12.3 -> '12 s', 750 -> '12 min', 9000 -> '2.5 h'; tenths below 10 s."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
