@@ -44,7 +44,8 @@ import psutil  # noqa: E402
 from accuracy import MEMHOG, MEMSW_PEAK, Cgroup, own_memory_cgroup  # noqa: E402
 from sampling_cost import NPROC, stop, tree_cmd, wait_ready  # noqa: E402
 
-from memwatch.backend import Backend, ProcBackend  # noqa: E402
+from memwatch.backend import Backend  # noqa: E402
+from memwatch.proc_backend import ProcBackend  # noqa: E402
 from memwatch.psutil_backend import PsutilBackend  # noqa: E402
 from memwatch.sampler import Sampler  # noqa: E402
 

@@ -5,17 +5,19 @@ read one process's memory, tell whether a process still runs, and the system's s
 counter. It is chosen once per run: "auto" is /proc where /proc/self/status exists
 (Linux), else psutil (macOS, Windows, the BSDs). ``--backend psutil`` selects the
 portable one on Linux too, so it is tested where CI runs.
+
+This module holds the protocols and the chooser; each backend lives in its own module
+(proc_backend.py, psutil_backend.py), which imports nothing from here: no import cycle.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Literal, Protocol
 
 from .errors import UsageError
-from .procfs import PROC, is_running, read_meminfo, read_proc_mem, read_vmstat
-from .tree import TreeTracker
+from .proc_backend import ProcBackend
+from .procfs import PROC, read_meminfo
 from .types import BackendName, ProcMem
 
 BackendChoice = Literal["auto", "proc", "psutil"]
@@ -66,38 +68,6 @@ class Backend(Protocol):
         ...
 
 
-class ProcBackend:
-    """The Linux readers of procfs.py and tree.py: the fast path, unchanged."""
-
-    name: BackendName = "proc"
-
-    def __init__(self, procfs: str = PROC) -> None:
-        self.procfs = procfs
-        self._page_size = os.sysconf("SC_PAGE_SIZE")
-
-    def read_mem(self, pid: int, *, pss: bool = False) -> ProcMem:
-        """/proc/PID/status (and smaps_rollup with ``pss``): procfs.read_proc_mem."""
-        return read_proc_mem(pid, pss=pss, procfs=self.procfs)
-
-    def tracker(self, root_pid: int, *, reaper_pid: int | None = None) -> TreeTracker:
-        return TreeTracker(root_pid, reaper_pid=reaper_pid, procfs=self.procfs)
-
-    def is_running(self, pid: int) -> bool:
-        return is_running(pid, self.procfs)
-
-    def system_swapout_bytes(self) -> int | None:
-        """Cumulative pages swapped out by the whole system (/proc/vmstat pswpout), in bytes."""
-        swapout = read_vmstat(("pswpout",), self.procfs).get("pswpout")
-        return None if swapout is None else swapout * self._page_size
-
-    def own_hwm_bytes(self) -> int:
-        """memwatch's own resident high-water mark (VmHWM)."""
-        return read_proc_mem(os.getpid(), procfs=self.procfs).hwm_bytes or 0
-
-    def limitations(self, *, pss: bool) -> list[str]:
-        return []
-
-
 def has_procfs(procfs: str = PROC) -> bool:
     """Whether a Linux /proc with per-process status files is mounted at ``procfs``."""
     return os.path.exists(f"{procfs}/self/status")
@@ -118,14 +88,6 @@ def open_backend(choice: str = "auto", *, procfs: str = PROC) -> Backend:
     from .psutil_backend import PsutilBackend  # imported only where it is used
 
     return PsutilBackend()
-
-
-def maxrss_bytes(ru_maxrss: int, platform: str = sys.platform) -> int:
-    """getrusage's ``ru_maxrss`` in bytes, whatever unit this platform counts it in."""
-    # Linux getrusage(2): "the maximum resident set size used (in kilobytes)"; the BSDs
-    # count kilobytes too. macOS getrusage(2): "the maximum resident set size utilized
-    # (in bytes)" (XNU multiplies by the page size and never divides).
-    return ru_maxrss if platform == "darwin" else ru_maxrss * 1024
 
 
 def machine_memory(procfs: str = PROC) -> tuple[int, int] | None:

@@ -22,8 +22,8 @@ from typing import Any
 
 import psutil
 
-from .backend import maxrss_bytes
 from .errors import PermissionDenied, ProcessGone
+from .rusage import maxrss_bytes
 from .types import BackendName, ProcMem
 
 # Where psutil names a per-process resident high-water mark (Windows: the peak working set).

@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from .backend import maxrss_bytes, open_backend
+from .backend import open_backend
 from .cgroup import JobCgroup
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
 from .peak import resolve_peak
 from .procfs import PROC, read_vmstat
+from .rusage import maxrss_bytes
 from .sampler import Sampler
 from .types import RunSummary, Sample
 

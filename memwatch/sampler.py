@@ -6,10 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from .backend import Backend, ProcBackend, Tracker
+from .backend import Backend, Tracker
 from .errors import PermissionDenied, ProcessGone
 from .peak import TreeAccumulator
 from .plateau import PlateauDetector
+from .proc_backend import ProcBackend
 from .procfs import PROC
 from .types import ProcMem, Sample
 

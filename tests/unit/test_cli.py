@@ -12,6 +12,7 @@ import json
 import pytest
 
 from memwatch import __version__, cli
+from memwatch.commands import run as run_command
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def no_real_runs(monkeypatch):
     def tripwire(command, **kwargs):
         pytest.fail(f"memwatch would have started {command!r} with {kwargs!r}")
 
-    monkeypatch.setattr(cli, "measure", tripwire)
+    monkeypatch.setattr(run_command, "measure", tripwire)
 
 
 def usage_error(capsys, argv):
@@ -123,7 +124,7 @@ def fake_measure(monkeypatch, run_summary):
         return run_summary(command=tuple(command), **fake_measure_result)
 
     fake_measure_result: dict[str, object] = {}
-    monkeypatch.setattr(cli, "measure", measure)
+    monkeypatch.setattr(run_command, "measure", measure)
     return calls, fake_measure_result
 
 

@@ -13,6 +13,7 @@ import os
 import pytest
 
 from memwatch import cli
+from memwatch.commands import run as run_command
 from memwatch.history import History
 from memwatch.types import Peak
 
@@ -169,7 +170,9 @@ def test_history_lists_runs_and_json_lines(capsys, run_summary):
 def test_run_with_a_job_is_recorded_and_a_broken_history_does_not_cost_the_status(
     capsys, monkeypatch, run_summary, tmp_path
 ):
-    monkeypatch.setattr(cli, "measure", lambda command, **kw: run_summary(exit_code=3, **kw_of(kw)))
+    monkeypatch.setattr(
+        run_command, "measure", lambda command, **kw: run_summary(exit_code=3, **kw_of(kw))
+    )
     assert cli.main(["run", "--job", "etl", "--size", "10", "--", "true"]) == 3
     (row,) = History(str_history()).runs()
     assert (row.job, row.size, row.exit_status) == ("etl", 10.0, 3)
@@ -286,7 +289,7 @@ def test_a_sweep_where_every_run_failed_says_so(capsys, monkeypatch, run_summary
 
 
 def test_a_json_that_cannot_be_written_still_records_the_run(capsys, monkeypatch, run_summary):
-    monkeypatch.setattr(cli, "measure", lambda command, **kw: run_summary(**kw_of(kw)))
+    monkeypatch.setattr(run_command, "measure", lambda command, **kw: run_summary(**kw_of(kw)))
     code = cli.main(["run", "--job", "j", "--size", "1", "--json", "/dev/full", "--", "true"])
     assert code == 125
     assert [r.size for r in History(str_history()).runs("j")] == [1.0]

@@ -21,6 +21,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from memwatch import __version__, cli, exporter
+from memwatch.commands import run as run_command
 from memwatch.config import WebConfig
 from memwatch.errors import OutputError
 from memwatch.exporter import (
@@ -509,7 +510,7 @@ def fake_run(monkeypatch, run_summary):
             on_sample(sample(0.1, 64))
         return run_summary(command=tuple(command), job=kwargs["job"], size=kwargs["size"])
 
-    monkeypatch.setattr(cli, "measure", measure)
+    monkeypatch.setattr(run_command, "measure", measure)
     return calls
 
 
@@ -579,7 +580,7 @@ def test_a_failed_push_keeps_the_summary_and_exits_125(capsys, fake_run, tmp_pat
 def test_push_and_textfile_failures_are_each_reported(capsys, fake_run, tmp_path, monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"
     path = tmp_path / "gone" / "x.prom"
-    monkeypatch.setattr(cli, "check_writable", lambda path, option: None)
+    monkeypatch.setattr(run_command, "check_writable", lambda path, option: None)
     code = cli.main(["--textfile", str(path), "--pushgateway", url, "--", "true"])
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert code == 125

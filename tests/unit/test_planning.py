@@ -10,6 +10,7 @@ import pytest
 from memwatch import cli
 from memwatch.backend import machine_memory
 from memwatch.cgroup import memory_limit
+from memwatch.commands import _advice
 from memwatch.model import Measurement, fit, predict
 from memwatch.planning import Budget, choose_budget, growth, judge, max_size_for, plan
 from memwatch.procfs import read_meminfo
@@ -207,8 +208,8 @@ def test_cli_says_in_plain_words_and_points_at_chunking(capsys, runs_csv):
 
 
 def test_cli_default_budget_is_the_machine(capsys, runs_csv, monkeypatch):
-    monkeypatch.setattr(cli, "machine_memory", lambda: (32 * GiB, 30 * GiB))
-    monkeypatch.setattr(cli, "memory_limit", lambda: None)
+    monkeypatch.setattr(_advice, "machine_memory", lambda: (32 * GiB, 30 * GiB))
+    monkeypatch.setattr(_advice, "memory_limit", lambda: None)
     assert cli.main(["fit", runs_csv, "--at", "10000", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["budget"] == {

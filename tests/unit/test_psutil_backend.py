@@ -14,8 +14,9 @@ import psutil
 import pytest
 
 from memwatch import psutil_backend
-from memwatch.backend import ProcBackend, maxrss_bytes, open_backend
+from memwatch.backend import open_backend
 from memwatch.errors import PermissionDenied, ProcessGone, UsageError
+from memwatch.proc_backend import ProcBackend
 from memwatch.psutil_backend import (
     NO_HWM,
     NO_PSS,
@@ -25,6 +26,7 @@ from memwatch.psutil_backend import (
     PsutilBackend,
     PsutilTreeTracker,
 )
+from memwatch.rusage import maxrss_bytes
 
 MIB = 1 << 20
 ME, REAPER, ROOT = 100, 100, 600  # memwatch is the reaper, the job's root its child

@@ -1,0 +1,104 @@
+"""What every subcommand shares: its description record, argparse types, option groups, say().
+
+A leaf: it imports no subcommand module, so each of them can import it (psutil's
+``_common.py`` is the model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..backend import BACKEND_CHOICES
+from ..history import DEFAULT_ENV
+from ..report import parse_size
+from ..run import interval_problem
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: how ``--help`` shows it, its options, and what it does."""
+
+    help: str
+    prepare_parser: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    description: str | None = None
+    epilog: str | None = None
+    raw: bool = False  # keep the description's and epilog's line breaks as written
+
+
+def say(text: str) -> None:
+    """Print to stderr; a closed or full stderr must not cost the command's exit status."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def command_of(args: argparse.Namespace) -> list[str]:
+    """The wrapped command as given after the options, without the '--' that began it."""
+    # REMAINDER keeps everything from the command on, '--' included: CMD's own options and
+    # its own '--' reach it untouched.
+    command: list[str] = args.command
+    return command[1:] if command[:1] == ["--"] else command
+
+
+def interval(text: str) -> float:
+    """A sampling interval in seconds, within run.py's bounds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    problem = interval_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def size(text: str) -> float:
+    """An input size: a finite number >= 0 (1000, 2.5, 1e6)."""
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_measure_options(p: argparse.ArgumentParser) -> None:
+    """How a job is measured: the options of both `run` and `sweep`."""
+    p.add_argument(
+        "--interval",
+        type=interval,
+        default=0.1,
+        metavar="SECONDS",
+        help="sampling interval, down to 0.001 (default 0.1: sampling then takes ~4.5%% "
+        "of one core for a 100-process tree, under 1%% for ten processes; spikes in "
+        "between are caught by high-water marks and the cgroup peak)",
+    )
+    p.add_argument(
+        "--pss",
+        action="store_true",
+        help="count proportional set size (smaps_rollup) so copy-on-write pages shared "
+        "by forked processes count once; costs ~7x more per process",
+    )
+    p.add_argument("--no-cgroup", action="store_true", help="do not make a job cgroup; sample only")
+    p.add_argument(
+        "--backend",
+        choices=BACKEND_CHOICES,
+        default="auto",
+        help="how processes are sampled: proc reads Linux /proc (the default where it exists), "
+        "psutil works anywhere but gives less: no per-process high-water mark outside "
+        "Windows (spikes between samples are seen only in the command's own ru_maxrss, no "
+        "upper bound), swap and PSS per process only on Linux, SwapPss nowhere",
+    )
+
+
+def add_history_option(p: argparse.ArgumentParser) -> None:
+    """--history, for every subcommand that reads or records runs."""
+    p.add_argument(
+        "--history",
+        metavar="PATH",
+        help=f"run history database (default ${DEFAULT_ENV}, else "
+        "$XDG_DATA_HOME/memwatch/history.sqlite)",
+    )

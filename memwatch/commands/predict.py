@@ -1,0 +1,67 @@
+"""`memwatch predict --job NAME --at SIZE`: fit a job's recorded runs and recommend memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import FitError
+from ..history import History, default_path
+from ._advice import FIT_EPILOG, add_fit_options, advise, check_fit_outputs
+from ._common import Command, add_history_option
+
+
+def prepare_parser(p: argparse.ArgumentParser) -> None:
+    """The options of `memwatch predict`."""
+    p.add_argument("--job", required=True, metavar="NAME", help="the job to fit")
+    add_fit_options(p)
+    add_history_option(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit the job's successful runs (failed ones are floors) and print the advice."""
+    from ..fitreport import format_sizes_table
+    from ..model import Measurement
+
+    check_fit_outputs(args)
+    store = History(args.history or default_path())
+    runs = store.runs(args.job)
+    if not runs:
+        known = store.jobs()
+        raise FitError(
+            f"no runs recorded for job {args.job!r} in {store.path}"
+            + (f" (jobs there: {', '.join(known)})" if known else "")
+            + f"; record some with memwatch sweep --job {args.job} or "
+            f"memwatch run --job {args.job} --size N -- CMD"
+        )
+    measurements = [
+        Measurement(r.size, r.peak_bytes, r.swap_suspected)
+        for r in runs
+        if r.size is not None and r.exit_status == 0
+    ]
+    failed = [
+        Measurement(r.size, r.peak_bytes)
+        for r in runs
+        if r.size is not None and r.exit_status != 0 and r.peak_bytes > 0
+    ]
+    skipped = len(runs) - len(measurements)
+    advice = advise(args, measurements, title=args.job, lower_bounds=failed)
+    if args.json:
+        print(json.dumps(advice.json(), indent=2))
+        return 0
+    report = format_sizes_table(measurements) + "\n" + advice.text()
+    if skipped:
+        report += f"\n(not fitted: {skipped} recorded run(s) that failed or had no --size)"
+    print(report)
+    return 0
+
+
+COMMAND = Command(
+    help="fit a job's recorded runs from the history and recommend memory",
+    prepare_parser=prepare_parser,
+    run=run,
+    description="Fit the successful runs recorded for JOB (by 'memwatch run --job JOB "
+    "--size N' or 'memwatch sweep') and recommend what to provision at each --at size.",
+    epilog=FIT_EPILOG,
+    raw=True,
+)

@@ -1,0 +1,41 @@
+"""The Linux backend: procfs.py's readers and tree.py's walk, the fast path ("--backend proc")."""
+
+from __future__ import annotations
+
+import os
+
+from .procfs import PROC, is_running, read_proc_mem, read_vmstat
+from .tree import TreeTracker
+from .types import BackendName, ProcMem
+
+
+class ProcBackend:
+    """The Linux readers of procfs.py and tree.py: the fast path, unchanged."""
+
+    name: BackendName = "proc"
+
+    def __init__(self, procfs: str = PROC) -> None:
+        self.procfs = procfs
+        self._page_size = os.sysconf("SC_PAGE_SIZE")
+
+    def read_mem(self, pid: int, *, pss: bool = False) -> ProcMem:
+        """/proc/PID/status (and smaps_rollup with ``pss``): procfs.read_proc_mem."""
+        return read_proc_mem(pid, pss=pss, procfs=self.procfs)
+
+    def tracker(self, root_pid: int, *, reaper_pid: int | None = None) -> TreeTracker:
+        return TreeTracker(root_pid, reaper_pid=reaper_pid, procfs=self.procfs)
+
+    def is_running(self, pid: int) -> bool:
+        return is_running(pid, self.procfs)
+
+    def system_swapout_bytes(self) -> int | None:
+        """Cumulative pages swapped out by the whole system (/proc/vmstat pswpout), in bytes."""
+        swapout = read_vmstat(("pswpout",), self.procfs).get("pswpout")
+        return None if swapout is None else swapout * self._page_size
+
+    def own_hwm_bytes(self) -> int:
+        """memwatch's own resident high-water mark (VmHWM)."""
+        return read_proc_mem(os.getpid(), procfs=self.procfs).hwm_bytes or 0
+
+    def limitations(self, *, pss: bool) -> list[str]:
+        return []
