@@ -112,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
     # A failed run's peak is only a lower bound: only successful runs are fitted.
     measured = [
-        Measurement(r.size, r.summary.peak.total_bytes, r.summary.swap_suspected)
+        Measurement(
+            r.size, r.summary.peak.total_bytes, r.summary.swap_suspected, r.summary.duration_s
+        )
         for r in runs
         if r.ok
     ]
