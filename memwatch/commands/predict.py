@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             f"memwatch run --job {args.job} --size N -- CMD"
         )
     measurements = [
-        Measurement(r.size, r.peak_bytes, r.swap_suspected)
+        Measurement(r.size, r.peak_bytes, r.swap_suspected, r.duration_s)
         for r in runs
         if r.size is not None and r.exit_status == 0
     ]
