@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from .errors import FitError
 from .limits import START_FRACTION
-from .model import Measurement, Prediction, fit, predict
+from .model import FEW_SIZES, Measurement, Prediction, fit, predict
 from .report import human_bytes, size_text
 
 # Sizes grow by this factor between runs: one run costs about as much as all the runs
@@ -50,9 +50,9 @@ MAX_HALVINGS = 4
 # Halving must shorten a run to at least this share of the one before, or time is not
 # in the size (interpreter start-up, imports) and smaller sizes only cost runs.
 HALVING_PAYS = 0.75
-# The fewest distinct sizes whose fit may count as settled: with three, one forward
-# prediction judges every shape and steep growth cannot be shown.
-SETTLED_SIZES = 4
+# The fewest distinct sizes whose fit may count as settled: the model's own (below it,
+# it warns that the shape of growth is a guess).
+SETTLED_SIZES = FEW_SIZES
 # With one size measured, the next run's memory is assumed to grow as size^2: the
 # steepest growth the model accepts without evidence (its STEEP_GROWTH).
 UNSEEN_EXPONENT = 2.0
@@ -163,12 +163,11 @@ def adaptive_sweep(
 def decide(goal: Goal, runs: Sequence[Run], elapsed_s: float) -> Choice:
     """The next size to measure, or why to stop (the rules in this module's docstring)."""
     if not runs:
-        why = (
-            "the --start size"
-            if goal.start != goal.target * START_FRACTION
-            else "1/32 of the target"
+        default = goal.start == goal.target * START_FRACTION
+        return Next(
+            _size_text(goal, goal.start),
+            "first run, at 1/32 of the target" if default else "first run, at --start",
         )
-        return Next(_size_text(goal, goal.start), f"first run at {why}")
     failed = [r for r in runs if not r.ok]
     if failed:
         return Stop(

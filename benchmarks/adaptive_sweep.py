@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Does the adaptive sweep (`memwatch sweep --target`) recommend enough, and not too much?
+
+Run by hand, as root (so every peak is a cgroup's exact figure), from the repository:
+
+    python3 benchmarks/adaptive_sweep.py [--corpus DIR] [--workloads a,b] [--step 10]
+    python3 benchmarks/adaptive_sweep.py --replay [--workloads all]   # no runs: seconds
+
+For 8 programs of the evaluation corpus (benchmarks/corpus/programs.py), one of each growth
+pattern but "flat" (the first in the corpus table: chosen by rule, not by result), the
+real CLI runs
+
+    memwatch sweep --target s0*sqrt(2)^STEP --json -- python programs.py NAME {size}
+
+and picks its sizes itself (by default it starts at target/32 = s0). The truth at the
+target is the corpus measurement there (benchmarks/corpus/measurements.csv: the largest
+of its repeats), and so is the time of one run at the target (the mean of its repeats).
+Printed per program: the sizes run, recommended/true peak at the target, the sweep's
+total time next to one target run's, and the medians. Required (issue 9): no size above
+half the target; recommended/true within 1.0-1.5 on all 8, median <= 1.2.
+
+--replay runs no job: the planner (memwatch.adaptive) is given a measure function that
+answers from measurements.csv (the first repeat of each size; its sizes fall on the
+corpus grid s0*sqrt(2)^i because the sweep doubles from s0), and its clock advances by
+the recorded durations. It tests the planner and the model on every workload in seconds,
+not the measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from memwatch.adaptive import Goal, Run, adaptive_sweep  # noqa: E402
+from memwatch.limits import DEFAULT_MARGIN, MAX_FRACTION, START_FRACTION  # noqa: E402
+from memwatch.model import Measurement, fit, predict  # noqa: E402
+
+MIB = 1 << 20
+# One program per growth pattern: the first of each pattern in the corpus table; "flat"
+# (streaming, the same peak at every size) is the ninth pattern and the easiest.
+PATTERNS = (
+    "linear-baseline",
+    "knee",
+    "quadratic",
+    "nlogn",
+    "sublinear",
+    "steps",
+    "noisy",
+    "multiprocess",
+)
+ACCEPT_LOW, ACCEPT_HIGH, ACCEPT_MEDIAN = 1.0, 1.5, 1.2
+
+
+@dataclass(frozen=True)
+class Row:
+    """One corpus measurement."""
+
+    workload: str
+    pattern: str
+    size: int
+    repeat: int
+    peak_bytes: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Result:
+    """One program's adaptive sweep, judged against the corpus truth at its target."""
+
+    workload: str
+    pattern: str
+    target: int
+    sizes: tuple[float, ...]
+    recommended_bytes: int
+    truth_bytes: int
+    sweep_s: float
+    target_run_s: float
+    stop: str
+
+    @property
+    def ratio(self) -> float:
+        return self.recommended_bytes / self.truth_bytes
+
+
+def read_corpus(path: str) -> dict[str, list[Row]]:
+    by_workload: dict[str, list[Row]] = defaultdict(list)
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            by_workload[r["workload"]].append(
+                Row(
+                    r["workload"],
+                    r["pattern"],
+                    int(r["size"]),
+                    int(r["repeat"]),
+                    int(r["peak_bytes"]),
+                    float(r["duration_s"]),
+                )
+            )
+    return by_workload
+
+
+def chosen(corpus: dict[str, list[Row]], order: list[str]) -> list[str]:
+    """The first workload of each pattern in PATTERNS, in the corpus table's order."""
+    names = []
+    for pattern in PATTERNS:
+        names += [n for n in order if corpus.get(n) and corpus[n][0].pattern == pattern][:1]
+    return names
+
+
+def at_target(rows: list[Row], target: int) -> tuple[int, float]:
+    """(true peak: the largest repeat, one run's time: the mean) at the target size."""
+    there = [r for r in rows if r.size == target]
+    if not there:
+        raise SystemExit(f"{rows[0].workload}: no measurement at the target {target} yet")
+    return max(r.peak_bytes for r in there), statistics.mean(r.duration_s for r in there)
+
+
+def run_real(name: str, target: int, programs: str) -> tuple[list[float], int, float, str]:
+    """The real CLI: (sizes run, recommended bytes at the target, wall time, stop reason)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [sys.executable, "-m", "memwatch", "sweep", "--target", str(target), "--json"]
+        argv += ["--history", os.path.join(tmp, "h.sqlite"), "--"]
+        argv += [sys.executable, programs, name, "{size}"]
+        started = time.monotonic()
+        done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
+        wall = time.monotonic() - started
+    sys.stderr.write(done.stderr)
+    if not done.stdout.strip():
+        raise SystemExit(f"{name}: memwatch sweep exited {done.returncode} with no JSON")
+    doc = json.loads(done.stdout)
+    (prediction,) = [p for p in doc["predictions"] if p["size"] == target]
+    sizes = [float(s) for s in doc["adaptive"]["sizes"]]
+    return sizes, prediction["recommended_bytes"], wall, doc["adaptive"]["stop_reason"]
+
+
+def run_replay(rows: list[Row], target: int) -> tuple[list[float], int, float, str]:
+    """The planner on recorded runs: (sizes, recommended bytes, recorded time, stop reason)."""
+    first = {r.size: r for r in rows if r.repeat == 1}
+    clock = [0.0]
+
+    def measure(size_text: str) -> list[Run]:
+        r = first.get(int(size_text))
+        if r is None:
+            raise SystemExit(f"{rows[0].workload}: size {size_text} is not in the corpus")
+        clock[0] += r.duration_s
+        return [Run(size_text, Measurement(r.size, r.peak_bytes, duration_s=r.duration_s))]
+
+    goal = Goal(
+        target=target,
+        start=target * START_FRACTION,
+        max_size=target * MAX_FRACTION,
+        margin=DEFAULT_MARGIN,
+        memory_budget_bytes=1 << 40,
+    )
+    outcome = adaptive_sweep(goal, measure, clock=lambda: clock[0])
+    measured = [r.measurement for r in outcome.runs]
+    advice = predict(fit(measured, margin=DEFAULT_MARGIN), target, force=True)
+    return [m.size for m in measured], advice.recommended_bytes, clock[0], outcome.stop.reason
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--corpus",
+        default=os.path.join(REPO, "benchmarks", "corpus"),
+        help="the directory of programs.py and measurements.csv",
+    )
+    parser.add_argument("--workloads", help="comma-separated names, or 'all' (default: 8)")
+    parser.add_argument(
+        "--step", type=int, default=10, help="target = s0 * sqrt(2)^STEP (default 10: 32x)"
+    )
+    parser.add_argument("--replay", action="store_true", help="answer from the CSV; run nothing")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, args.corpus)
+    from programs import WORKLOADS  # the corpus table: its order and each s0
+
+    corpus = read_corpus(os.path.join(args.corpus, "measurements.csv"))
+    if args.workloads == "all":
+        names = [n for n in WORKLOADS if n in corpus]
+    elif args.workloads:
+        names = args.workloads.split(",")
+    else:
+        names = chosen(corpus, list(WORKLOADS))
+    programs = os.path.join(args.corpus, "programs.py")
+    results = []
+    for name in names:
+        rows = corpus[name]
+        target = round(WORKLOADS[name].s0 * 2 ** (args.step / 2))
+        truth, target_s = at_target(rows, target)
+        if args.replay:
+            sizes, recommended, sweep_s, stop = run_replay(rows, target)
+        else:
+            print(f"== {name} target {target}", file=sys.stderr, flush=True)
+            sizes, recommended, sweep_s, stop = run_real(name, target, programs)
+        results.append(
+            Result(name, rows[0].pattern, target, tuple(sizes), recommended, truth, sweep_s,
+                   target_s, stop)  # fmt: skip
+        )
+    report(results, replay=args.replay)
+    return 0 if accepted(results) else 1
+
+
+def report(results: list[Result], replay: bool) -> None:
+    what = "recorded time of its runs" if replay else "wall time of memwatch sweep"
+    print(f"adaptive sweep ({'replayed from measurements.csv' if replay else 'real runs'}); "
+          f"sweep time = {what}")  # fmt: skip
+    print(
+        f"{'program':<22} {'pattern':<15} {'target':>7} {'sizes run':<32} "
+        f"{'rec/true':>8} {'sweep s':>8} {'target s':>8} {'ratio':>6}  stop"
+    )
+    for r in results:
+        sizes = ",".join(f"{s:g}" for s in r.sizes)
+        print(
+            f"{r.workload:<22} {r.pattern:<15} {r.target:>7} {sizes:<32} {r.ratio:>8.2f} "
+            f"{r.sweep_s:>8.1f} {r.target_run_s:>8.1f} {r.sweep_s / r.target_run_s:>6.1f}  "
+            f"{r.stop[:60]}"
+        )
+    ratios = [r.ratio for r in results]
+    print(
+        f"median rec/true {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max "
+        f"{max(ratios):.2f}); within {ACCEPT_LOW}-{ACCEPT_HIGH}: "
+        f"{sum(ACCEPT_LOW <= x <= ACCEPT_HIGH for x in ratios)}/{len(ratios)}; median sweep "
+        f"time / one target run {statistics.median(r.sweep_s / r.target_run_s for r in results):.1f}; "
+        f"runs above half the target: {sum(s > r.target / 2 for r in results for s in r.sizes)}"
+    )
+
+
+def accepted(results: list[Result]) -> bool:
+    ratios = [r.ratio for r in results]
+    return (
+        all(ACCEPT_LOW <= x <= ACCEPT_HIGH for x in ratios)
+        and statistics.median(ratios) <= ACCEPT_MEDIAN
+        and all(s <= r.target / 2 for r in results for s in r.sizes)
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
