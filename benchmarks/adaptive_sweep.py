@@ -206,8 +206,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {name} target {target}", file=sys.stderr, flush=True)
             sizes, recommended, sweep_s, stop = run_real(name, target, programs)
         results.append(
-            Result(name, rows[0].pattern, target, tuple(sizes), recommended, truth, sweep_s,
-                   target_s, stop)  # fmt: skip
+            Result(
+                name,
+                rows[0].pattern,
+                target,
+                tuple(sizes),
+                recommended,
+                truth,
+                sweep_s,
+                target_s,
+                stop,
+            )  # fmt: skip
         )
     report(results, replay=args.replay)
     return 0 if accepted(results) else 1
@@ -229,11 +238,12 @@ def report(results: list[Result], replay: bool) -> None:
             f"{r.stop[:60]}"
         )
     ratios = [r.ratio for r in results]
+    cost = statistics.median(r.sweep_s / r.target_run_s for r in results)
     print(
         f"median rec/true {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max "
         f"{max(ratios):.2f}); within {ACCEPT_LOW}-{ACCEPT_HIGH}: "
         f"{sum(ACCEPT_LOW <= x <= ACCEPT_HIGH for x in ratios)}/{len(ratios)}; median sweep "
-        f"time / one target run {statistics.median(r.sweep_s / r.target_run_s for r in results):.1f}; "
+        f"time / one target run {cost:.1f}; "
         f"runs above half the target: {sum(s > r.target / 2 for r in results for s in r.sizes)}"
     )
 

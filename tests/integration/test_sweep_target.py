@@ -27,9 +27,8 @@ def test_target_sweep_runs_at_most_half_the_target_and_covers_its_true_peak(cli)
     assert "memwatch: stopping: " in err and f"size {sizes[1]} next: " in err
 
     # The target, run for real: the recommendation must cover its true peak, and not wildly.
-    code, out, err = cli(
-        "run", "-q", "--json", "/dev/stdout", "--", sys.executable, MEMHOG, "hold", str(TARGET), "0.2"
-    )
+    hog = [sys.executable, MEMHOG, "hold", str(TARGET), "0.2"]
+    code, out, err = cli("run", "-q", "--json", "/dev/stdout", "--", *hog)
     assert code == 0, err
     truth = json.loads(out)["peak"]["total_bytes"]
     assert truth <= prediction["recommended_bytes"] <= 1.5 * truth
