@@ -10,9 +10,10 @@ For 8 programs of the evaluation corpus (benchmarks/corpus/programs.py), one of 
 pattern but "flat" (the first in the corpus table: chosen by rule, not by result), the
 real CLI runs
 
-    memwatch sweep --target s0*sqrt(2)^STEP --json -- python programs.py NAME {size}
+    memwatch sweep --target s0*sqrt(2)^STEP --start s0 --json -- python programs.py NAME {size}
 
-and picks its sizes itself (by default it starts at target/32 = s0). The truth at the
+and picks its sizes itself from s0, the smallest corpus size (at STEP 10, the default,
+that is also the sweep's own default start, target/32). The truth at the
 target is the corpus measurement there (benchmarks/corpus/measurements.csv: the largest
 of its repeats), and so is the time of one run at the target (the mean of its repeats).
 Printed per program: the sizes run, recommended/true peak at the target, the sweep's
@@ -44,7 +45,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from memwatch.adaptive import Goal, Run, adaptive_sweep  # noqa: E402
-from memwatch.limits import DEFAULT_MARGIN, MAX_FRACTION, START_FRACTION  # noqa: E402
+from memwatch.limits import DEFAULT_MARGIN, MAX_FRACTION  # noqa: E402
 from memwatch.model import Measurement, fit, predict  # noqa: E402
 
 MIB = 1 << 20
@@ -127,10 +128,13 @@ def at_target(rows: list[Row], target: int) -> tuple[int, float]:
     return max(r.peak_bytes for r in there), statistics.mean(r.duration_s for r in there)
 
 
-def run_real(name: str, target: int, programs: str) -> tuple[list[float], int, float, str]:
+def run_real(
+    name: str, target: int, start: int, programs: str
+) -> tuple[list[float], int, float, str]:
     """The real CLI: (sizes run, recommended bytes at the target, wall time, stop reason)."""
     with tempfile.TemporaryDirectory() as tmp:
-        argv = [sys.executable, "-m", "memwatch", "sweep", "--target", str(target), "--json"]
+        argv = [sys.executable, "-m", "memwatch", "sweep", "--target", str(target)]
+        argv += ["--start", str(start), "--json"]
         argv += ["--history", os.path.join(tmp, "h.sqlite"), "--"]
         argv += [sys.executable, programs, name, "{size}"]
         started = time.monotonic()
@@ -145,7 +149,7 @@ def run_real(name: str, target: int, programs: str) -> tuple[list[float], int, f
     return sizes, prediction["recommended_bytes"], wall, doc["adaptive"]["stop_reason"]
 
 
-def run_replay(rows: list[Row], target: int) -> tuple[list[float], int, float, str]:
+def run_replay(rows: list[Row], target: int, start: int) -> tuple[list[float], int, float, str]:
     """The planner on recorded runs: (sizes, recommended bytes, recorded time, stop reason)."""
     first = {r.size: r for r in rows if r.repeat == 1}
     clock = [0.0]
@@ -159,7 +163,7 @@ def run_replay(rows: list[Row], target: int) -> tuple[list[float], int, float, s
 
     goal = Goal(
         target=target,
-        start=target * START_FRACTION,
+        start=start,
         max_size=target * MAX_FRACTION,
         margin=DEFAULT_MARGIN,
         memory_budget_bytes=1 << 40,
@@ -188,8 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     from programs import WORKLOADS  # the corpus table: its order and each s0
 
     corpus = read_corpus(os.path.join(args.corpus, "measurements.csv"))
-    if args.workloads == "all":
-        names = [n for n in WORKLOADS if n in corpus]
+
+    def target_of(name: str) -> int:
+        return round(WORKLOADS[name].s0 * 2 ** (args.step / 2))
+
+    if args.workloads == "all":  # those measured at their target so far
+        names = [n for n in WORKLOADS if any(r.size == target_of(n) for r in corpus.get(n, []))]
     elif args.workloads:
         names = args.workloads.split(",")
     else:
@@ -198,13 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         rows = corpus[name]
-        target = round(WORKLOADS[name].s0 * 2 ** (args.step / 2))
+        target = target_of(name)
         truth, target_s = at_target(rows, target)
         if args.replay:
-            sizes, recommended, sweep_s, stop = run_replay(rows, target)
+            sizes, recommended, sweep_s, stop = run_replay(rows, target, WORKLOADS[name].s0)
         else:
             print(f"== {name} target {target}", file=sys.stderr, flush=True)
-            sizes, recommended, sweep_s, stop = run_real(name, target, programs)
+            sizes, recommended, sweep_s, stop = run_real(name, target, WORKLOADS[name].s0, programs)
         results.append(
             Result(
                 name,

@@ -13,12 +13,13 @@ The rules, in the order ``decide`` applies them:
 2. While every run so far was slow (longer than ``Goal.quick_s``), halve below the
    smallest size: larger sizes would only be slower. Halving stops once a run is quick,
    after MAX_HALVINGS, or when halving no longer shortens a run (start-up dominates).
-3. Settled (stop): with SETTLED_SIZES or more sizes, the plausible range at the target
-   is within the margin (every shape the data allow agrees) AND the recommendation
-   moved by less than the margin with the last size (the newest, largest run, the one
-   nearest the target, did not change the answer). Either alone is weaker: a narrow
-   range can be the agreement of shapes that all share the same wrong floor, and a
-   stable answer can be a stable guess.
+3. Settled (stop): with SETTLED_SIZES or more sizes, the largest within 4x of the target
+   (below either, the model itself warns that its answer is a guess), the plausible
+   range at the target is within the margin (every shape the data allow agrees) AND the
+   recommendation moved by less than the margin with the last size (the newest, largest
+   run, the one nearest the target, did not change the answer). Either alone is weaker:
+   a narrow range can be the agreement of shapes that all share the same wrong floor,
+   and a stable answer can be a stable guess.
 4. Otherwise the next size is the next on the grid start * GROWTH^k, capped at
    ``Goal.max_size`` (the last step lands on it: the largest size tells most about the
    target). The sweep stops before it when that size is above --max-size, when the
@@ -35,14 +36,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .errors import FitError
-from .limits import START_FRACTION
+from .limits import START_FRACTION, WARN_EXTRAPOLATION
 from .model import FEW_SIZES, Measurement, Prediction, fit, predict
 from .report import human_bytes, size_text
 
-# Sizes grow by this factor between runs: one run costs about as much as all the runs
-# before it together (when time grows linearly), so the whole sweep costs about twice
-# its largest run, which is half the target.
-GROWTH = 2.0
+# Sizes grow by this factor between runs. The model judges shapes by how the smaller
+# sizes predict the larger, on the largest few: at 2x steps five sizes span 16x, and a
+# step or a knee between two of them was read as gentle growth (a corpus job stepping at
+# 64-91, then linear: 0.87x its true peak at the target from sizes 32..512 at 2x steps,
+# 1.08x at sqrt(2) steps). With time linear in the size, a sweep up to half the target
+# then costs ~1.7 runs at the target, ~0.8 when it settles at a quarter of it.
+GROWTH = math.sqrt(2)
 # A run is quick when it takes at most QUICK_S, and at most this share of a time budget.
 QUICK_S = 10.0
 QUICK_SHARE = 0.05
@@ -179,18 +183,9 @@ def decide(goal: Goal, runs: Sequence[Run], elapsed_s: float) -> Choice:
         return halving
     sizes = sorted({r.size for r in runs})
     measurements = [r.measurement for r in runs]
-    now = _at_target(goal, measurements)
-    if now is not None and len(sizes) >= SETTLED_SIZES:
-        before = _at_target(goal, [m for m in measurements if m.size < sizes[-1]])
-        moved = abs(now.recommended_bytes / before.recommended_bytes - 1) if before else math.inf
-        spread = now.high_bytes / now.low_bytes if now.low_bytes else math.inf
-        if spread <= 1 + goal.margin and moved <= goal.margin:
-            return Stop(
-                f"settled: the plausible range at the target is {spread:.2f}x (within the "
-                f"{goal.margin:.0%} margin) and the last run moved the recommendation "
-                f"{moved:.0%}",
-                settled=True,
-            )
+    settled, why = _settled(goal, measurements, sizes)
+    if settled:
+        return Stop(why, settled=True)
     up = _next_up(goal, sizes)
     if up is None:
         return _down_or_stop(
@@ -212,18 +207,37 @@ def decide(goal: Goal, runs: Sequence[Run], elapsed_s: float) -> Choice:
     over = _over_time(goal, elapsed_s, duration)
     if over:
         return _down_or_stop(goal, runs, elapsed_s, f"size {up} {over}")
-    return Next(up, _why_more(goal, now, len(sizes)), duration, memory)
+    return Next(up, why, duration, memory)
 
 
-def _why_more(goal: Goal, now: Prediction | None, sizes: int) -> str:
+def _settled(
+    goal: Goal, measurements: Sequence[Measurement], sizes: Sequence[float]
+) -> tuple[bool, str]:
+    """Whether the answer at the target has settled (rule 3), and why or why not."""
+    now = _at_target(goal, measurements)
     if now is None:
-        return "one size cannot be fitted"
+        return False, "one size cannot be fitted"
     spread = now.high_bytes / now.low_bytes if now.low_bytes else math.inf
-    if sizes < SETTLED_SIZES:
-        return f"{sizes} sizes are too few to judge the shape (range at the target {spread:.1f}x)"
+    if len(sizes) < SETTLED_SIZES:
+        # Two sizes rule nothing out: their range says nothing yet.
+        shown = f" (range at the target {spread:.2f}x)" if len(sizes) > 2 else ""
+        return False, f"{len(sizes)} sizes are too few to judge the shape{shown}"
     if spread > 1 + goal.margin:
-        return f"range at the target still {spread:.2f}x"
-    return "the last run moved the recommendation at the target by more than the margin"
+        return False, f"range at the target still {spread:.2f}x"
+    before = _at_target(goal, [m for m in measurements if m.size < sizes[-1]])
+    moved = abs(now.recommended_bytes / before.recommended_bytes - 1) if before else math.inf
+    if moved > goal.margin:
+        return False, f"the last run moved the recommendation at the target {moved:.0%}"
+    distance = goal.target / sizes[-1]
+    if distance > WARN_EXTRAPOLATION:
+        return False, (
+            f"the answer holds still, but {distance:.1f}x below the target (beyond "
+            f"{WARN_EXTRAPOLATION:g}x it is a guess)"
+        )
+    return True, (
+        f"settled: the plausible range at the target is {spread:.2f}x (within the "
+        f"{goal.margin:.0%} margin) and the last run moved the recommendation {moved:.0%}"
+    )
 
 
 def _halving(goal: Goal, runs: Sequence[Run]) -> Next | None:

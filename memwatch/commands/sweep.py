@@ -37,24 +37,25 @@ and its stdout goes to memwatch's stderr, so stdout holds only the report (or th
 with --json).
 
 With --target SIZE instead of --sizes, memwatch picks the sizes itself, none above
---max-size (default: half the target): it starts small, doubles the size after each run,
-refits, and stops once the recommendation at the target has settled or the next run would
-not fit the time or memory budget. It says why it picks each size."""
+--max-size (default: half the target): it starts small, grows the size by sqrt(2) after
+each run, refits, and stops once the recommendation at the target has settled or the next
+run would not fit the time or memory budget. It says why it picks each size."""
 
 ADAPTIVE_EPILOG = """\
 how --target picks the sizes:
-  The first run is at --start (default: target/32); before it nothing is known, so it is
-  the one run no prediction protects. While every run so far took longer than a quick
-  run (10 s, or 1/20 of --time-budget if that is less), the next halves the smallest size,
-  at most 4 times. Then each size doubles the one before (start x 2^k), the last capped at
-  --max-size. After each run every shape is refitted; the sweep stops when, with 4 or
-  more sizes, the plausible range at the target is within --margin and the last run moved
-  the recommendation at the target by less than --margin (settled). It also stops before
-  a run above --max-size, a run whose predicted memory (top of the plausible range,
-  or the peak grown as size^2 while one size is known) exceeds the memory budget
-  (--budget, else the memory free under the cgroup limit or on this machine), or a run
+  The first run is at --start (default: target/32); nothing is known before it, so it is
+  the one run no prediction protects: keep it small. While every run so far took longer
+  than a quick run (10 s, or 1/20 of --time-budget if that is less), the next halves the
+  smallest size, at most 4 times. Then each size is sqrt(2) times the one before
+  (start x 2^(k/2)), the last capped at --max-size. After each run every shape is
+  refitted. The sweep stops when the answer has settled: with 5 or more sizes, the
+  largest within 4x of the target, the plausible range at the target is within --margin
+  and the last run moved the recommendation there by less than --margin. It also stops
+  before a run above --max-size; a run whose predicted memory (the top of the plausible
+  range, or the peak grown as size^2 while one size is known) exceeds the memory budget
+  (--budget, else the memory free under the cgroup limit or on this machine); or a run
   whose predicted time (a power law through the two largest sizes, at least linear) does
-  not fit in what is left of --time-budget.
+  not fit in what is left of --time-budget. A failed run ends the sweep.
 
 """
 

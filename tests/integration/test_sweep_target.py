@@ -36,13 +36,13 @@ def test_target_sweep_runs_at_most_half_the_target_and_covers_its_true_peak(cli)
 
 def test_target_sweep_text_report_puts_the_sweep_time_beside_one_target_run(cli):
     code, out, err = cli(
-        "sweep", "--target", "96", "--max-size", "24", "--no-warmup",
+        "sweep", "--target", "96", "--max-size", "12", "--no-warmup",
         "--", sys.executable, "-c", "import sys; b = bytearray(int(sys.argv[1]) << 20)", "{size}",
     )  # fmt: skip
     assert code == 0, err
     assert (
-        "adaptive sweep: 4 run(s) at sizes 3, 6, 12, 24 (none above 24); stopping: the next "
-        "size would be above --max-size 24"
+        "adaptive sweep: 5 run(s) at sizes 3, 4, 6, 8, 12 (none above 12); stopping: the next "
+        "size would be above --max-size 12"
     ) in out
     assert "sweep time " in out and "one run at the target 96: ~" in out
-    assert "at size 96 (4x the largest measured)" in out
+    assert "at size 96 (8x the largest measured)" in out

@@ -91,18 +91,17 @@ def test_noisy_peaks_are_still_covered_at_the_target():
     assert all(float(s) <= 1600 for s in job.sizes)
 
 
-def test_sizes_double_from_the_start_and_the_last_lands_on_max_size():
+def test_sizes_grow_by_sqrt2_from_the_start_and_never_pass_max_size():
     job = FakeJob(SHAPES["knee"])
     job.sweep(goal(3000, start=30, max_size=1000))
-    # 30 * 2^5 = 960 < 1000: the grid ends there, below the cap; never above the cap.
-    assert job.sizes[:5] == ["30", "60", "120", "240", "480"]
+    assert job.sizes[:5] == ["30", "42", "60", "85", "120"]
     assert all(float(s) <= 1000 for s in job.sizes)
 
 
 def test_the_last_step_is_capped_at_max_size():
     job = FakeJob(lambda s: 100 * MiB + 1000 * s**1.5)
-    job.sweep(goal(1000, start=100, max_size=500))
-    assert job.sizes == ["100", "200", "400", "500"]
+    job.sweep(goal(1000, start=200, max_size=500))
+    assert job.sizes == ["200", "283", "400", "500"]  # 566 capped
 
 
 @pytest.mark.parametrize("target", [7, 100, 999, 3200, 1e6])
@@ -122,9 +121,9 @@ def test_a_larger_max_size_is_used_only_when_given():
 def test_a_failed_run_stops_the_sweep_there():
     job = FakeJob(SHAPES["linear"], fails_at=400)
     runs, stop, _ = job.sweep(goal())
-    assert job.sizes == ["100", "200", "400"]
+    assert job.sizes == ["100", "141", "200", "283", "400"]
     assert not stop.settled and "size 400 failed" in stop.reason
-    assert [r.ok for r in runs] == [True, True, False]
+    assert [r.ok for r in runs] == [True, True, True, True, False]
 
 
 def test_the_time_budget_stops_before_a_run_that_would_not_fit():
@@ -132,27 +131,28 @@ def test_the_time_budget_stops_before_a_run_that_would_not_fit():
     runs, stop, _ = job.sweep(goal(time_budget_s=60))
     assert job.now <= 60
     assert "--time-budget" in stop.reason
-    assert job.sizes == ["100", "200", "400", "800"]  # 37.5 s; 1600 would take 40 s more
+    # 2.5 + 3.5 + 5 + 7.1 + 10 + 14.1 = 42.2 s; 800 would take 20 s more.
+    assert job.sizes == ["100", "141", "200", "283", "400", "566"]
 
 
 def test_with_a_time_budget_quick_is_a_twentieth_of_it():
     job = FakeJob(SHAPES["linear"], seconds=lambda s: s / 20)  # 5 s at 100: > 60 s / 20
     job.sweep(goal(time_budget_s=60))
-    assert job.sizes[:3] == ["100", "50", "200"]
+    assert job.sizes[:3] == ["100", "50", "141"]
 
 
 def test_slow_runs_halve_down_until_one_is_quick_then_grow_past_the_first():
     job = FakeJob(SHAPES["linear"], seconds=lambda s: s / 10)  # 32 s at the start size 320
     job.sweep(goal(10240))
     # 320 took 32 s, 160 took 16 s (> a quick 10 s), 80 took 8 s: quick; then up from 320.
-    assert job.sizes[:4] == ["320", "160", "80", "640"]
+    assert job.sizes[:4] == ["320", "160", "80", "453"]
     assert all(float(s) <= 5120 for s in job.sizes)
 
 
 def test_halving_stops_when_it_no_longer_shortens_the_runs():
     job = FakeJob(SHAPES["linear"], seconds=lambda s: 30 + s / 1000)  # start-up dominates
     job.sweep(goal())
-    assert job.sizes[:3] == ["100", "50", "200"]
+    assert job.sizes[:3] == ["100", "50", "141"]
 
 
 def test_the_memory_budget_stops_before_a_run_predicted_to_exceed_it():
@@ -192,7 +192,7 @@ def test_each_choice_says_why_and_what_the_next_run_costs():
     _, _, choices = job.sweep(goal())
     first, second, third = choices[:3]
     assert first.text() == "size 100 next: first run, at 1/32 of the target"
-    assert second.text().startswith("size 200 next: one size cannot be fitted, next run ~")
+    assert second.text().startswith("size 141 next: one size cannot be fitted, next run ~")
     assert "sizes are too few to judge the shape" in third.text() and "MiB" in third.text()
     assert isinstance(choices[-1], Stop) and choices[-1].text().startswith("stopping: ")
 

@@ -65,11 +65,11 @@ def test_target_picks_the_sizes_says_why_and_reports_like_sweep(capsys, linear_j
     out, err = capsys.readouterr()
     assert code == 0, err
     sizes = [c[-1] for c in linear_job]
-    assert sizes[:3] == ["20", "20", "40"]  # the warm-up, then 640/32 and doubling
+    assert sizes[:3] == ["20", "20", "28"]  # the warm-up, then 640/32 and up by sqrt(2)
     assert max(int(s) for s in sizes) <= 320
     assert "memwatch: size 20 next: first run, at 1/32 of the target" in err
-    assert "memwatch: size 40 next: one size cannot be fitted, next run ~1.0 s" in err
-    assert "memwatch: sweep [2] size 40: peak 60.0 MiB (cgroup) in 0.5 s;" in err
+    assert "memwatch: size 28 next: one size cannot be fitted, next run ~0.7 s" in err
+    assert "memwatch: sweep [2] size 28: peak 48.0 MiB (cgroup) in 0.5 s;" in err
     assert "memwatch: stopping: " in err
     assert "best fit a + b*x" in out and "at size 640 (" in out
     assert "adaptive sweep: " in out and "(none above 320)" in out
@@ -112,7 +112,7 @@ def test_a_failed_run_ends_the_target_sweep_and_is_a_floor(capsys, monkeypatch, 
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
     assert code == 1
-    assert doc["adaptive"]["sizes"] == [20, 40, 80]
+    assert doc["adaptive"]["sizes"] == [20, 28, 40, 57, 80]
     assert "size 80 failed" in doc["adaptive"]["stop_reason"]
     assert doc["failed_runs"] == [{"size": 80, "repeat": 1, "exit_status": 137}]
     assert "memwatch: stopping: the run at size 80 failed" in captured.err
