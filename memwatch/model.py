@@ -44,17 +44,19 @@ LOG_POWERS = (0, 1)
 # most 1/ln(16) = 0.36. On sizes like 1..5 (a zoom factor) log2(x) is as supple as any
 # polynomial: x^(1/2)*log2(x)^2 fitted an x^2 image upscale and gave 0.28x at 8x.
 LOG_MIN_SIZE = 16
-# The prior: a hypothesis's forward error is multiplied by 1 + UP per order of growth
-# above linear and 1 + DOWN per order below. Under-provisioning is the failure that
-# kills jobs, so gentler-than-linear growth must be shown as well.
-GROWTH_PRIOR_UP = 0.5
-GROWTH_PRIOR_DOWN = 0.5
-# Growth above x^2 must be shown: its forward error must beat the best hypothesis of
-# growth up to x^2 by this factor (0.1.0 picked x^3 for a pandas merge that was a line
-# on top of a floor, and recommended 62.5 GiB for a 1.7 GiB job).
-STEEP_GROWTH = 2.0
-STEEP_EVIDENCE = 0.5
-STEEP_PREDICTIONS = 3  # one forward prediction (three growing sizes) shows no exponent
+# The prior. Growth from linear to x^2 is ordinary; growth outside must be shown: its
+# forward error must beat the best ordinary hypothesis by this factor, over at least
+# this many forward predictions (one prediction from three growing sizes shows no
+# exponent). Above x^2: 0.1.0 picked x^3 for a pandas merge that was a line on top of
+# a floor, and recommended 62.5 GiB for a 1.7 GiB job. Below linear: a baseline that
+# is still settling at small sizes looks like x^(2/3), and a pandas group-by fitted so
+# was 23 % under at 8x.
+ORDINARY_GROWTH = (1.0, 2.0)
+SHOWN_EVIDENCE = 0.33
+SHOWN_PREDICTIONS = 3
+# Within the ordinary range a hypothesis's forward error is multiplied by 1 + this per
+# order of growth above linear: the simpler explanation wins near-ties.
+GROWTH_PRIOR = 0.25
 # A hypothesis stays plausible while its (prior-weighted) forward error is within this
 # factor of the best one's, plus the repeats' noise.
 PLAUSIBLE_FACTOR = 2.0
@@ -306,7 +308,7 @@ def _floor_sizes(terms: Sequence[Term], s: _Sizes, scale: float, gap: float) -> 
     above passes clearly below it. Steeper growth is not asked: a floor the data fit
     inside is exactly what it would otherwise be mistaken for.
     """
-    gentle = [i for i, t in enumerate(terms) if t.growth_order <= STEEP_GROWTH]
+    gentle = [i for i, t in enumerate(terms) if t.growth_order <= ORDINARY_GROWTH[1]]
     g = _basis([terms[i] for i in gentle], s.x, scale)
     linear = next(i for i, k in enumerate(gentle) if terms[k] == Term(Fraction(1)))
 
@@ -470,9 +472,8 @@ def _check(
             )
 
 
-def _prior(f: ShapeFit) -> float:
-    order = f.growth_order
-    return 1 + GROWTH_PRIOR_UP * max(0.0, order - 1) + GROWTH_PRIOR_DOWN * max(0.0, 1 - order)
+def _ordinary(f: ShapeFit) -> bool:
+    return ORDINARY_GROWTH[0] <= f.growth_order <= ORDINARY_GROWTH[1]
 
 
 def _rank(fits: list[ShapeFit], noise: float | None) -> list[ShapeFit]:
@@ -486,17 +487,17 @@ def _rank(fits: list[ShapeFit], noise: float | None) -> list[ShapeFit]:
     def error(f: ShapeFit) -> float:
         return max(f.forward_error, floor) if f.forward_error is not None else floor
 
-    best_gentle = min((error(f) for f in fits if f.growth_order <= STEEP_GROWTH), default=0.0)
+    best_ordinary = min((error(f) for f in fits if _ordinary(f)), default=0.0)
 
     def admissible(f: ShapeFit) -> bool:
-        shown = len(f.forward) >= STEEP_PREDICTIONS and error(f) <= STEEP_EVIDENCE * best_gentle
-        return f.growth_order <= STEEP_GROWTH or shown
+        shown = len(f.forward) >= SHOWN_PREDICTIONS and error(f) <= SHOWN_EVIDENCE * best_ordinary
+        return _ordinary(f) or shown
 
     def score(f: ShapeFit) -> float:
-        return error(f) * _prior(f)
+        return error(f) * (1 + GROWTH_PRIOR * abs(f.growth_order - 1))
 
     ranked = sorted(fits, key=lambda f: (not admissible(f), score(f), abs(f.growth_order - 1)))
-    # Plausible: not ruled out. Steep growth that is not shown cannot be the best fit,
+    # Plausible: not ruled out. Growth that is not shown cannot be the best fit,
     # but while the data do not rule it out it widens the range (and earns the warning).
     limit = PLAUSIBLE_FACTOR * score(ranked[0]) + NOISE_WIDENING * (noise or 0.0)
     return [
@@ -537,9 +538,11 @@ def _model_warnings(
 
 
 def _growth_miss(model: Model) -> float:
-    """The best fit's forward misses of its growth, as an exponent of the distance:
-    root mean square of log(actual / predicted growth) / log(size / largest fitted)."""
-    rates = [f.growth_log_error / math.log(f.factor) for f in model.best.forward]
+    """The best fit's forward misses of its growth, as an exponent of the distance: root
+    mean square of log(actual / predicted growth) / log(size / largest fitted), where the
+    actual growth was more than predicted."""
+    # Only misses below the truth: one that over-predicted already errs on the safe side.
+    rates = [max(0.0, f.growth_log_error) / math.log(f.factor) for f in model.best.forward]
     rms = math.sqrt(sum(r * r for r in rates) / len(rates)) if rates else 0.0
     return min(rms, MAX_GROWTH_MISS)
 
