@@ -40,21 +40,25 @@ EXPONENTS = tuple(
     Fraction(text) for text in "1/4 1/3 1/2 2/3 3/4 1 5/4 4/3 3/2 5/3 7/4 2 9/4 7/3 5/2 8/3 3".split()
 )
 LOG_POWERS = (0, 1)
+PLUS_LINEAR = (Fraction(3, 2), Fraction(2), Fraction(3))  # leading terms with a linear part
 # log2(x) only where it bends the curve gently: from x = 16 its own log-log slope is at
 # most 1/ln(16) = 0.36. On sizes like 1..5 (a zoom factor) log2(x) is as supple as any
 # polynomial: x^(1/2)*log2(x)^2 fitted an x^2 image upscale and gave 0.28x at 8x.
 LOG_MIN_SIZE = 16
-# The prior: a hypothesis's forward error is multiplied by 1 + UP per order of growth
-# above linear and 1 + DOWN per order below. Under-provisioning is the failure that
-# kills jobs, so gentler-than-linear growth must be shown as well.
-GROWTH_PRIOR_UP = 0.5
-GROWTH_PRIOR_DOWN = 0.5
-# Growth above x^2 must be shown: its forward error must beat the best hypothesis of
-# growth up to x^2 by this factor (0.1.0 picked x^3 for a pandas merge that was a line
-# on top of a floor, and recommended 62.5 GiB for a 1.7 GiB job).
-STEEP_GROWTH = 2.0
-STEEP_EVIDENCE = 0.5
-STEEP_PREDICTIONS = 3  # one forward prediction (three growing sizes) shows no exponent
+# The prior. Growth from linear to x^2 is ordinary; growth outside must be shown: its
+# forward error must beat the best ordinary hypothesis by this factor, over at least
+# this many forward predictions (one prediction from three growing sizes shows no
+# exponent). Above x^2: 0.1.0 picked x^3 for a pandas merge that was a line on top of
+# a floor, and recommended 62.5 GiB for a 1.7 GiB job. Below linear: a baseline that
+# is still settling at small sizes looks like x^(2/3), and a pandas group-by fitted so
+# was 23 % under at 8x.
+ORDINARY_GROWTH = (1.0, 2.0)
+SHOWN_EVIDENCE = 0.33
+SHOWN_PREDICTIONS = 3
+# Within the ordinary range a hypothesis's forward error is multiplied by 1 + this per
+# order of growth above linear: the simpler explanation wins near-ties.
+GROWTH_PRIOR = 0.25
+RANGE_WEIGHT = 0.0
 # A hypothesis stays plausible while its (prior-weighted) forward error is within this
 # factor of the best one's, plus the repeats' noise.
 PLAUSIBLE_FACTOR = 2.0
@@ -97,6 +101,9 @@ class Term:
 
     exponent: Fraction
     log_power: int = 0
+    # + b*x beside the term: a leading x^2 under a linear part that dominates the small
+    # sizes (an image's pixels plus its rows) looks like x^(5/4) there alone.
+    plus_linear: bool = False
 
     @property
     def growth_order(self) -> float:
@@ -106,7 +113,8 @@ class Term:
     @property
     def name(self) -> str:
         names = {(1, 0): "linear", (2, 0): "quadratic", (3, 0): "cubic", (1, 1): "nlogn"}
-        return names.get((self.exponent, self.log_power)) or self.text("x").replace("*", " ")
+        name = names.get((self.exponent, self.log_power)) or self.text("x").replace("*", " ")
+        return f"linear + {name}" if self.plus_linear else name
 
     def text(self, x: str) -> str:
         """The term written out with ``x`` for the size, e.g. 'x^(3/2)*log2(x)'."""
@@ -160,6 +168,8 @@ class ShapeFit:
     @property
     def formula(self) -> str:
         growth = "a" if self.term is None else f"a + b*{self.term.text('x')}"
+        if self.term is not None and self.term.plus_linear:
+            growth = f"a + b*x + c*{self.term.text('x')}"
         return f"max(c, {growth})" if self.floor and self.term is not None else growth
 
     @property
@@ -178,8 +188,10 @@ class ShapeFit:
         a = human_bytes(round(self.params[0]))
         if self.term is None:
             return f"{a} whatever the size"
-        per_unit = self.params[1] / self.scale ** float(self.term.exponent)
+        per_unit = self.params[-1] / self.scale ** float(self.term.exponent)
         text = f"{a} + {_coefficient(per_unit)} x {self.term.text('size')}"
+        if len(self.params) == 3:
+            text = f"{a} + {_coefficient(self.params[1] / self.scale)} x size" + text[len(a) :]
         return text + (f", at least {human_bytes(round(self.floor))}" if self.floor else "")
 
 
@@ -244,7 +256,10 @@ def _evaluate(
 ) -> np.ndarray:
     if term is None:
         return np.full(x.shape, max(params[0], floor))
-    return np.maximum(params[0] + params[1] * term.basis(x, scale), floor)
+    values = params[0] + params[-1] * term.basis(x, scale)
+    if len(params) == 3:
+        values = values + params[1] * x / scale
+    return np.maximum(values, floor)
 
 
 @dataclass(frozen=True)
@@ -296,6 +311,34 @@ def _basis(terms: Sequence[Term], x: np.ndarray, scale: float) -> np.ndarray:
     return np.stack([t.basis(x, scale) for t in terms])
 
 
+def _fit_terms(terms: Sequence[Term], s: _Sizes, scale: float) -> list[tuple[float, ...]]:
+    """(a, b) of a + b*term for every term, and (a, b, c) of a + b*x + c*term for the
+    terms with a linear part: both coefficients >= 0, else the term alone (b = 0)."""
+    g = _basis(terms, s.x, scale)
+    a, b = _lines(g, s)
+    params: list[tuple[float, ...]] = [(float(ai), float(bi)) for ai, bi in zip(a, b, strict=True)]
+    rows = [i for i, t in enumerate(terms) if t.plus_linear]
+    if not rows or len(s.x) < 3:
+        return [(p[0], 0.0, p[1]) if terms[i].plus_linear else p for i, p in enumerate(params)]
+    total = s.w.sum()
+    lin = s.x / scale
+    lc = lin - (s.w * lin).sum() / total
+    gc = g[rows] - ((g[rows] * s.w).sum(axis=1) / total)[:, None]
+    yc = s.y - (s.w * s.y).sum() / total
+    s11, s22, s12 = (s.w * lc * lc).sum(), (s.w * gc * gc).sum(axis=1), (s.w * lc * gc).sum(axis=1)
+    s1y, s2y = (s.w * lc * yc).sum(), (s.w * gc * yc).sum(axis=1)
+    det = s11 * s22 - s12 * s12
+    for j, i in enumerate(rows):
+        b1 = (s22[j] * s1y - s12[j] * s2y[j]) / det[j] if det[j] > 0 else -1.0
+        b2 = (s11 * s2y[j] - s12[j] * s1y) / det[j] if det[j] > 0 else -1.0
+        if b1 > 0 and b2 > 0:
+            a0 = (s.w * (s.y - b1 * lin - b2 * g[i])).sum() / total
+            params[i] = (float(a0), float(b1), float(b2))
+        else:
+            params[i] = (params[i][0], 0.0, params[i][1])
+    return params
+
+
 def _floor_sizes(terms: Sequence[Term], s: _Sizes, scale: float, gap: float) -> int:
     """How many of the smallest sizes sit on a floor that the growth has not reached.
 
@@ -306,7 +349,7 @@ def _floor_sizes(terms: Sequence[Term], s: _Sizes, scale: float, gap: float) -> 
     above passes clearly below it. Steeper growth is not asked: a floor the data fit
     inside is exactly what it would otherwise be mistaken for.
     """
-    gentle = [i for i, t in enumerate(terms) if t.growth_order <= STEEP_GROWTH]
+    gentle = [i for i, t in enumerate(terms) if t.growth_order <= ORDINARY_GROWTH[1]]
     g = _basis([terms[i] for i in gentle], s.x, scale)
     linear = next(i for i, k in enumerate(gentle) if terms[k] == Term(Fraction(1)))
 
@@ -339,17 +382,16 @@ def _forward(
     n = len(s.x)
     found: list[list[Forward]] = [[] for _ in terms]
     for k in range(max(2, n - MAX_PREFIXES), n):  # fit on the k smallest, predict the rest
-        a, b = _lines(_basis(terms, s.x[:k], scale), s[:k])
         later = s[k:]
-        for i, term in enumerate(terms):
-            predicted = _evaluate(term, (a[i], b[i]), scale, later.x, floor)
+        for i, (term, params) in enumerate(zip(terms, _fit_terms(terms, s[:k], scale), strict=True)):
+            predicted = _evaluate(term, params, scale, later.x, floor)
             for size, actual, guess in zip(later.x, later.y, predicted, strict=True):
-                growth = guess - a[i]
+                growth = guess - params[0]
                 # The growth part's miss matters beyond the data: at small sizes a
                 # baseline dilutes it, at 8x it is most of the peak (a 2 % miss of the
                 # total there was 37 % at 8x on a sparse factorisation). Growth within
                 # the runs' noise has no miss to measure.
-                ratio = (actual - a[i]) / growth if growth > visible * guess else 1.0
+                ratio = (actual - params[0]) / growth if growth > visible * guess else 1.0
                 found[i].append(
                     Forward(
                         math.log(actual / guess),
@@ -388,8 +430,10 @@ def _noise(x: np.ndarray, y: np.ndarray) -> float | None:
 
 def _hypotheses(x_min: float) -> list[Term]:
     logs = LOG_POWERS if x_min >= LOG_MIN_SIZE else (0,)
-    return [Term(e, j) for e in EXPONENTS for j in logs] + [Term(Fraction(0), 1)] * (
-        x_min >= LOG_MIN_SIZE
+    return (
+        [Term(e, j) for e in EXPONENTS for j in logs]
+        + [Term(Fraction(0), 1)] * (x_min >= LOG_MIN_SIZE)
+        + [Term(e, 0, plus_linear=True) for e in PLUS_LINEAR]
     )
 
 
@@ -424,16 +468,17 @@ def fit(
     on_floor = _floor_sizes(terms, s, scale, max(FLOOR_GAP, 3 * (RESOLUTION + (noise or 0))))
     floor = s[:on_floor].mean() if on_floor else 0.0
     rise = s[on_floor:]
-    a, b = _lines(_basis(terms, rise.x, scale), rise)
+    params = _fit_terms(terms, rise, scale)
     constant = _constant_forward(rise)
     visible = UNSEEN_GROWTH_SIGMAS * (RESOLUTION + (noise or 0.0))
     forward = _forward(terms, rise, scale, floor, visible)
     fits = [
         ShapeFit(None, (max(rise.mean(), floor),), scale, 0.0, _rms(constant), forward=tuple(constant)),
         *(
-            ShapeFit(t, (float(ai), float(bi)), scale, floor, _rms(f), forward=tuple(f))
-            for t, ai, bi, f in zip(terms, a, b, forward, strict=True)
-            if bi > 0  # a term fitted with no growth is the constant again
+            ShapeFit(t, p, scale, floor, _rms(f), forward=tuple(f))
+            for t, p, f in zip(terms, params, forward, strict=True)
+            # No growth is the constant again; no linear part, the term alone again.
+            if p[-1] > 0 and (len(p) == 2 or p[1] > 0)
         ),
     ]
     warnings = _model_warnings(measurements, distinct, noise, lower_bounds)
@@ -470,9 +515,8 @@ def _check(
             )
 
 
-def _prior(f: ShapeFit) -> float:
-    order = f.growth_order
-    return 1 + GROWTH_PRIOR_UP * max(0.0, order - 1) + GROWTH_PRIOR_DOWN * max(0.0, 1 - order)
+def _ordinary(f: ShapeFit) -> bool:
+    return ORDINARY_GROWTH[0] <= f.growth_order <= ORDINARY_GROWTH[1]
 
 
 def _rank(fits: list[ShapeFit], noise: float | None) -> list[ShapeFit]:
@@ -486,17 +530,17 @@ def _rank(fits: list[ShapeFit], noise: float | None) -> list[ShapeFit]:
     def error(f: ShapeFit) -> float:
         return max(f.forward_error, floor) if f.forward_error is not None else floor
 
-    best_gentle = min((error(f) for f in fits if f.growth_order <= STEEP_GROWTH), default=0.0)
+    best_ordinary = min((error(f) for f in fits if _ordinary(f)), default=0.0)
 
     def admissible(f: ShapeFit) -> bool:
-        shown = len(f.forward) >= STEEP_PREDICTIONS and error(f) <= STEEP_EVIDENCE * best_gentle
-        return f.growth_order <= STEEP_GROWTH or shown
+        shown = len(f.forward) >= SHOWN_PREDICTIONS and error(f) <= SHOWN_EVIDENCE * best_ordinary
+        return _ordinary(f) or shown
 
     def score(f: ShapeFit) -> float:
-        return error(f) * _prior(f)
+        return error(f) * (1 + GROWTH_PRIOR * abs(f.growth_order - 1))
 
     ranked = sorted(fits, key=lambda f: (not admissible(f), score(f), abs(f.growth_order - 1)))
-    # Plausible: not ruled out. Steep growth that is not shown cannot be the best fit,
+    # Plausible: not ruled out. Growth that is not shown cannot be the best fit,
     # but while the data do not rule it out it widens the range (and earns the warning).
     limit = PLAUSIBLE_FACTOR * score(ranked[0]) + NOISE_WIDENING * (noise or 0.0)
     return [
@@ -537,9 +581,11 @@ def _model_warnings(
 
 
 def _growth_miss(model: Model) -> float:
-    """The best fit's forward misses of its growth, as an exponent of the distance:
-    root mean square of log(actual / predicted growth) / log(size / largest fitted)."""
-    rates = [f.growth_log_error / math.log(f.factor) for f in model.best.forward]
+    """The best fit's forward misses of its growth, as an exponent of the distance: root
+    mean square of log(actual / predicted growth) / log(size / largest fitted), where the
+    actual growth was more than predicted."""
+    # Only misses below the truth: one that over-predicted already errs on the safe side.
+    rates = [max(0.0, f.growth_log_error) / math.log(f.factor) for f in model.best.forward]
     rms = math.sqrt(sum(r * r for r in rates) / len(rates)) if rates else 0.0
     return min(rms, MAX_GROWTH_MISS)
 
@@ -609,7 +655,11 @@ def _recommend(model: Model, size: float) -> int:
         (m.peak_bytes for m in (*model.measurements, *model.lower_bounds) if m.size <= size),
         default=0,
     )
-    top = max(_covered(model, size), seen) * (1 + model.margin)
+    covered = _covered(model, size)
+    ordinary = [max(0.0, f.predict(size)) for f in model.plausible if _ordinary(f)]
+    if ordinary and RANGE_WEIGHT:
+        covered = max(covered, covered ** (1 - RANGE_WEIGHT) * max(ordinary) ** RANGE_WEIGHT)
+    top = max(covered, seen) * (1 + model.margin)
     if not math.isfinite(top) or top >= 2**63:
         raise FitError(
             f"the prediction at size {size_text(size)} overflows: it is far beyond what "
