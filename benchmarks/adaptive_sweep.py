@@ -7,7 +7,8 @@ Run by hand, as root (so every peak is a cgroup's exact figure), from the reposi
     python3 benchmarks/adaptive_sweep.py --replay [--workloads all]   # no runs: seconds
 
 For 8 programs of the evaluation corpus (benchmarks/corpus/programs.py), one of each growth
-pattern but "flat" (the first in the corpus table: chosen by rule, not by result), the
+pattern but "flat" (the easiest): the first of the pattern in the corpus table that is in
+the held-out half (benchmarks/corpus/split.json), which the model is not tuned on. The
 real CLI runs
 
     memwatch sweep --target s0*sqrt(2)^STEP --start s0 --json -- python programs.py NAME {size}
@@ -112,11 +113,13 @@ def read_corpus(path: str) -> dict[str, list[Row]]:
     return by_workload
 
 
-def chosen(corpus: dict[str, list[Row]], order: list[str]) -> list[str]:
-    """The first workload of each pattern in PATTERNS, in the corpus table's order."""
+def chosen(corpus: dict[str, list[Row]], order: list[str], held_out: set[str]) -> list[str]:
+    """The first held-out workload of each pattern in PATTERNS, in the corpus table's order."""
     names = []
     for pattern in PATTERNS:
-        names += [n for n in order if corpus.get(n) and corpus[n][0].pattern == pattern][:1]
+        names += [
+            n for n in order if n in held_out and corpus.get(n) and corpus[n][0].pattern == pattern
+        ][:1]
     return names
 
 
@@ -181,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         default=os.path.join(REPO, "benchmarks", "corpus"),
         help="the directory of programs.py and measurements.csv",
     )
-    parser.add_argument("--workloads", help="comma-separated names, or 'all' (default: 8)")
+    parser.add_argument(
+        "--workloads", help="comma-separated names, or 'all' measured so far (default: the 8)"
+    )
     parser.add_argument(
         "--step", type=int, default=10, help="target = s0 * sqrt(2)^STEP (default 10: 32x)"
     )
@@ -196,12 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     def target_of(name: str) -> int:
         return round(WORKLOADS[name].s0 * 2 ** (args.step / 2))
 
-    if args.workloads == "all":  # those measured at their target so far
-        names = [n for n in WORKLOADS if any(r.size == target_of(n) for r in corpus.get(n, []))]
+    if args.workloads == "all":  # those measured from s0 up to their target so far
+        names = [
+            n
+            for n in WORKLOADS
+            if {WORKLOADS[n].s0, target_of(n)} <= {r.size for r in corpus.get(n, [])}
+        ]
     elif args.workloads:
         names = args.workloads.split(",")
     else:
-        names = chosen(corpus, list(WORKLOADS))
+        with open(os.path.join(args.corpus, "split.json")) as f:
+            held_out = set(json.load(f)["held_out"])
+        names = chosen(corpus, list(WORKLOADS), held_out)
     programs = os.path.join(args.corpus, "programs.py")
     results = []
     for name in names:

@@ -35,6 +35,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import FitError
 from .limits import START_FRACTION, WARN_EXTRAPOLATION
 from .model import FEW_SIZES, Measurement, Prediction, fit, predict
@@ -64,6 +66,9 @@ UNSEEN_EXPONENT = 2.0
 # look flat, and a time budget is a limit, so the estimate errs high.
 MIN_TIME_EXPONENT = 1.0
 MAX_TIME_EXPONENT = 3.0
+# Run times of short jobs scatter by tens of percent on a loaded machine: two sizes gave
+# exponents of 1.0 and 2.1 for the same job; the largest four agree better.
+TIMED_SIZES = 4
 # A last step to --max-size shorter than this adds a run that says little.
 MIN_STEP = 1.1
 
@@ -338,21 +343,22 @@ def _memory_at(goal: Goal, runs: Sequence[Run], size: float) -> int:
 
 
 def duration_at(measurements: Sequence[Measurement], size: float) -> float | None:
-    """A run's expected time at ``size``: a power law through the two largest timed sizes,
-    its exponent between MIN_TIME_EXPONENT and MAX_TIME_EXPONENT; None when none is timed."""
+    """A run's expected time at ``size``: a power law fitted (log-log least squares) to the
+    TIMED_SIZES largest timed sizes, its exponent held between MIN_TIME_EXPONENT and
+    MAX_TIME_EXPONENT; None when no run is timed."""
     timed: dict[float, float] = {}
     for m in measurements:
-        if m.duration_s is not None:
+        if m.duration_s is not None and m.duration_s > 0 and m.size > 0:
             timed[m.size] = min(timed.get(m.size, math.inf), m.duration_s)
     if not timed:
         return None
-    sizes = sorted(timed)
-    top = sizes[-1]
-    exponent = MIN_TIME_EXPONENT
-    if len(sizes) > 1 and sizes[-2] > 0 and timed[sizes[-2]] > 0 and timed[top] > 0:
-        slope = math.log(timed[top] / timed[sizes[-2]]) / math.log(top / sizes[-2])
-        exponent = min(max(slope, MIN_TIME_EXPONENT), MAX_TIME_EXPONENT)
-    return timed[top] * math.pow(size / top, exponent) if top > 0 else timed[top]
+    top = sorted(timed)[-TIMED_SIZES:]
+    x = np.log(top)
+    y = np.log([timed[s] for s in top])
+    slope = float(np.polyfit(x, y, 1)[0]) if len(top) > 1 else 0.0
+    exponent = min(max(slope, MIN_TIME_EXPONENT), MAX_TIME_EXPONENT)
+    # The least-squares line through the means, with the exponent held in its bounds.
+    return math.exp(float(y.mean()) + exponent * (math.log(size) - float(x.mean())))
 
 
 def duration_text(seconds: float) -> str:

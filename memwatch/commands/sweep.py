@@ -54,7 +54,7 @@ how --target picks the sizes:
   before a run above --max-size; a run whose predicted memory (the top of the plausible
   range, or the peak grown as size^2 while one size is known) exceeds the memory budget
   (--budget, else the memory free under the cgroup limit or on this machine); or a run
-  whose predicted time (a power law through the two largest sizes, at least linear) does
+  whose predicted time (a power law fitted to the 4 largest sizes, at least linear) does
   not fit in what is left of --time-budget. A failed run ends the sweep.
 
 """

@@ -205,7 +205,11 @@ def test_decide_with_no_runs_starts_at_the_start_size():
 
 def test_duration_estimate_grows_at_least_linearly():
     runs = [Measurement(100, MiB, duration_s=1.0), Measurement(200, MiB, duration_s=1.1)]
-    assert duration_at(runs, 800) == pytest.approx(4.4)  # 1.1 s x 4, not the flat 1.3 s
-    quadratic = [Measurement(100, MiB, duration_s=1.0), Measurement(200, MiB, duration_s=4.0)]
-    assert duration_at(quadratic, 400) == pytest.approx(16.0)
+    # Start-up makes these look flat (exponent 0.14); the estimate grows linearly instead.
+    assert duration_at(runs, 800) == pytest.approx(math.sqrt(1.1) * 800 / math.sqrt(100 * 200))
+    quadratic = [Measurement(s, MiB, duration_s=(s / 100) ** 2) for s in (100, 200, 300, 400)]
+    assert duration_at(quadratic, 800) == pytest.approx(64.0)
+    # Only the four largest sizes count: the flat start-up of 10 and 20 is left out.
+    early = [Measurement(10, MiB, duration_s=0.9), Measurement(20, MiB, duration_s=0.9)]
+    assert duration_at(early + quadratic, 800) == pytest.approx(64.0)
     assert duration_at([Measurement(1, MiB)], 2) is None
