@@ -17,9 +17,11 @@ and picks its sizes itself from s0, the smallest corpus size (at STEP 10, the de
 that is also the sweep's own default start, target/32). The truth at the
 target is the corpus measurement there (benchmarks/corpus/measurements.csv: the largest
 of its repeats), and so is the time of one run at the target (the mean of its repeats).
-Printed per program: the sizes run, recommended/true peak at the target, the sweep's
-total time next to one target run's, and the medians. Required (issue 9): no size above
-half the target; recommended/true within 1.0-1.5 on all 8, median <= 1.2.
+Printed per program: the sizes run, recommended/true peak at the target (and how many
+repeats the truth is the largest of), the sweep's total time (and the fitted runs' own
+share of it) next to one target run's, their ratio (cost), and the medians. Required
+(issue 9): no size above half the target; recommended/true within 1.0-1.5 on all 8,
+median <= 1.2.
 
 --replay runs no job: the planner (memwatch.adaptive) is given a measure function that
 answers from measurements.csv (the first repeat of each size; its sizes fall on the
@@ -78,22 +80,40 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """What one adaptive sweep ran, said and cost."""
+
+    sizes: tuple[float, ...]
+    recommended_bytes: int  # at the target
+    sweep_s: float  # the whole sweep: wall time (real), the runs' recorded times (replay)
+    jobs_s: float  # the fitted runs' own durations, summed (no warm-up, no memwatch)
+    stop: str
+
+
+@dataclass(frozen=True)
 class Result:
     """One program's adaptive sweep, judged against the corpus truth at its target."""
 
     workload: str
     pattern: str
     target: int
-    sizes: tuple[float, ...]
-    recommended_bytes: int
     truth_bytes: int
-    sweep_s: float
+    truth_repeats: int
     target_run_s: float
-    stop: str
+    sweep: Sweep
+
+    @property
+    def sizes(self) -> tuple[float, ...]:
+        return self.sweep.sizes
+
+    @property
+    def cost(self) -> float:
+        """The sweep's time in runs at the target."""
+        return self.sweep.sweep_s / self.target_run_s
 
     @property
     def ratio(self) -> float:
-        return self.recommended_bytes / self.truth_bytes
+        return self.sweep.recommended_bytes / self.truth_bytes
 
 
 def read_corpus(path: str) -> dict[str, list[Row]]:
@@ -123,18 +143,17 @@ def chosen(corpus: dict[str, list[Row]], order: list[str], held_out: set[str]) -
     return names
 
 
-def at_target(rows: list[Row], target: int) -> tuple[int, float]:
-    """(true peak: the largest repeat, one run's time: the mean) at the target size."""
+def at_target(rows: list[Row], target: int) -> list[Row]:
+    """The corpus runs at the target size (the truth: the largest peak; one run's time: the
+    mean)."""
     there = [r for r in rows if r.size == target]
     if not there:
         raise SystemExit(f"{rows[0].workload}: no measurement at the target {target} yet")
-    return max(r.peak_bytes for r in there), statistics.mean(r.duration_s for r in there)
+    return there
 
 
-def run_real(
-    name: str, target: int, start: int, programs: str
-) -> tuple[list[float], int, float, str]:
-    """The real CLI: (sizes run, recommended bytes at the target, wall time, stop reason)."""
+def run_real(name: str, target: int, start: int, programs: str) -> Sweep:
+    """The real CLI, `memwatch sweep --target`."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = [sys.executable, "-m", "memwatch", "sweep", "--target", str(target)]
         argv += ["--start", str(start), "--json"]
@@ -148,12 +167,18 @@ def run_real(
         raise SystemExit(f"{name}: memwatch sweep exited {done.returncode} with no JSON")
     doc = json.loads(done.stdout)
     (prediction,) = [p for p in doc["predictions"] if p["size"] == target]
-    sizes = [float(s) for s in doc["adaptive"]["sizes"]]
-    return sizes, prediction["recommended_bytes"], wall, doc["adaptive"]["stop_reason"]
+    adaptive = doc["adaptive"]
+    return Sweep(
+        tuple(float(s) for s in adaptive["sizes"]),
+        prediction["recommended_bytes"],
+        wall,
+        sum(r["duration_s"] for r in adaptive["runs"]),
+        adaptive["stop_reason"],
+    )
 
 
-def run_replay(rows: list[Row], target: int, start: int) -> tuple[list[float], int, float, str]:
-    """The planner on recorded runs: (sizes, recommended bytes, recorded time, stop reason)."""
+def run_replay(rows: list[Row], target: int, start: int) -> Sweep:
+    """The planner (no CLI, no runs) on the recorded first repeats."""
     first = {r.size: r for r in rows if r.repeat == 1}
     clock = [0.0]
 
@@ -174,7 +199,8 @@ def run_replay(rows: list[Row], target: int, start: int) -> tuple[list[float], i
     outcome = adaptive_sweep(goal, measure, clock=lambda: clock[0])
     measured = [r.measurement for r in outcome.runs]
     advice = predict(fit(measured, margin=DEFAULT_MARGIN), target, force=True)
-    return [m.size for m in measured], advice.recommended_bytes, clock[0], outcome.stop.reason
+    sizes = tuple(m.size for m in measured)
+    return Sweep(sizes, advice.recommended_bytes, clock[0], clock[0], outcome.stop.reason)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,24 +244,22 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         rows = corpus[name]
         target = target_of(name)
-        truth, target_s = at_target(rows, target)
+        truth = at_target(rows, target)
         if args.replay:
-            sizes, recommended, sweep_s, stop = run_replay(rows, target, WORKLOADS[name].s0)
+            sweep = run_replay(rows, target, WORKLOADS[name].s0)
         else:
             print(f"== {name} target {target}", file=sys.stderr, flush=True)
-            sizes, recommended, sweep_s, stop = run_real(name, target, WORKLOADS[name].s0, programs)
+            sweep = run_real(name, target, WORKLOADS[name].s0, programs)
         results.append(
             Result(
                 name,
                 rows[0].pattern,
                 target,
-                tuple(sizes),
-                recommended,
-                truth,
-                sweep_s,
-                target_s,
-                stop,
-            )  # fmt: skip
+                max(r.peak_bytes for r in truth),
+                len(truth),
+                statistics.mean(r.duration_s for r in truth),
+                sweep,
+            )
         )
     report(results, replay=args.replay)
     return 0 if accepted(results) else 1
@@ -246,23 +270,24 @@ def report(results: list[Result], replay: bool) -> None:
     print(f"adaptive sweep ({'replayed from measurements.csv' if replay else 'real runs'}); "
           f"sweep time = {what}")  # fmt: skip
     print(
-        f"{'program':<22} {'pattern':<15} {'target':>7} {'sizes run':<32} "
-        f"{'rec/true':>8} {'sweep s':>8} {'target s':>8} {'ratio':>6}  stop"
+        f"{'program':<20} {'pattern':<15} {'target':>6} {'sizes run':<42} {'rec/true':>8} "
+        f"{'(reps)':>6} {'sweep s':>7} {'jobs s':>6} {'target s':>8} {'cost':>5}  stop"
     )
     for r in results:
         sizes = ",".join(f"{s:g}" for s in r.sizes)
+        stop = "settled" if r.sweep.stop.startswith("settled") else r.sweep.stop[:40]
         print(
-            f"{r.workload:<22} {r.pattern:<15} {r.target:>7} {sizes:<32} {r.ratio:>8.2f} "
-            f"{r.sweep_s:>8.1f} {r.target_run_s:>8.1f} {r.sweep_s / r.target_run_s:>6.1f}  "
-            f"{r.stop[:60]}"
+            f"{r.workload:<20} {r.pattern:<15} {r.target:>6} {sizes:<42} {r.ratio:>8.2f} "
+            f"{r.truth_repeats:>6} {r.sweep.sweep_s:>7.1f} {r.sweep.jobs_s:>6.1f} "
+            f"{r.target_run_s:>8.1f} {r.cost:>5.1f}  {stop}"
         )
     ratios = [r.ratio for r in results]
-    cost = statistics.median(r.sweep_s / r.target_run_s for r in results)
+    cost = statistics.median(r.cost for r in results)
     print(
         f"median rec/true {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max "
         f"{max(ratios):.2f}); within {ACCEPT_LOW}-{ACCEPT_HIGH}: "
         f"{sum(ACCEPT_LOW <= x <= ACCEPT_HIGH for x in ratios)}/{len(ratios)}; median sweep "
-        f"time / one target run {cost:.1f}; "
+        f"time / one run at the target (cost) {cost:.1f}; "
         f"runs above half the target: {sum(s > r.target / 2 for r in results for s in r.sizes)}"
     )
 

@@ -116,3 +116,13 @@ def test_a_failed_run_ends_the_target_sweep_and_is_a_floor(capsys, monkeypatch, 
     assert "size 80 failed" in doc["adaptive"]["stop_reason"]
     assert doc["failed_runs"] == [{"size": 80, "repeat": 1, "exit_status": 137}]
     assert "memwatch: stopping: the run at size 80 failed" in captured.err
+
+
+def test_repeat_runs_each_picked_size_that_many_times(capsys, linear_job):
+    code = cli.main(["sweep", "--target", "640", "--repeat", "2", "--no-warmup", "--json", *CMD])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    sizes = [int(c[-1]) for c in linear_job]
+    assert sizes[:4] == [20, 20, 28, 28] and sizes[::2] == sizes[1::2]
+    assert doc["adaptive"]["sizes"] == sizes[::2]
+    assert doc["model"]["noise"] == 0.0  # repeats were measured: the fake job has none
