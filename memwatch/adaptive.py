@@ -156,8 +156,8 @@ def adaptive_sweep(
     """Decide, measure, refit, until ``decide`` says stop.
 
     ``measure(size_text)`` runs the job at one size and returns its runs (several with
-    repeats); ``on_choice`` hears every decision (the CLI prints it). ``clock`` measures
-    the time spent against the time budget.
+    repeats; none when it was stopped before one was measured); ``on_choice`` hears every
+    decision (the CLI prints it); ``clock`` measures the time spent against the budget.
     """
     started = clock()
     runs: list[Run] = []
@@ -166,7 +166,12 @@ def adaptive_sweep(
         on_choice(choice)
         if isinstance(choice, Stop):
             return Outcome(tuple(runs), choice)
-        runs += measure(choice.size_text)
+        measured = measure(choice.size_text)
+        if not measured:  # stopped before its first fitted run (a signal in the warm-up)
+            stop = Stop(f"no run at size {choice.size_text} was measured")
+            on_choice(stop)
+            return Outcome(tuple(runs), stop)
+        runs += measured
 
 
 def decide(goal: Goal, runs: Sequence[Run], elapsed_s: float) -> Choice:

@@ -197,6 +197,19 @@ def test_each_choice_says_why_and_what_the_next_run_costs():
     assert isinstance(choices[-1], Stop) and choices[-1].text().startswith("stopping: ")
 
 
+def test_a_size_that_measured_nothing_ends_the_sweep():
+    job = FakeJob(SHAPES["linear"])
+    calls = []
+
+    def stopped_at_the_third(size_text: str) -> list[Run]:
+        calls.append(size_text)
+        return [] if len(calls) == 3 else job.measure(size_text)
+
+    outcome = adaptive_sweep(goal(), stopped_at_the_third)
+    assert calls == ["100", "141", "200"] and len(outcome.runs) == 2
+    assert outcome.stop.reason == "no run at size 200 was measured"
+
+
 def test_decide_with_no_runs_starts_at_the_start_size():
     choice = decide(goal(start=7), [], 0.0)
     assert isinstance(choice, Next) and choice.size_text == "7"

@@ -126,3 +126,19 @@ def test_repeat_runs_each_picked_size_that_many_times(capsys, linear_job):
     assert sizes[:4] == [20, 20, 28, 28] and sizes[::2] == sizes[1::2]
     assert doc["adaptive"]["sizes"] == sizes[::2]
     assert doc["model"]["noise"] == 0.0  # repeats were measured: the fake job has none
+
+
+def test_ctrl_c_stops_the_target_sweep_and_keeps_the_runs(capsys, monkeypatch, run_summary):
+    calls = []
+
+    def fake_measure(command, **kwargs):
+        calls.append(command)
+        stopped = {"exit_code": None, "signal": 2} if len(calls) == 2 else {}
+        return run_summary(job=kwargs["job"], size=kwargs["size"], duration_s=0.5, **stopped)
+
+    monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
+    code = cli.main(["sweep", "--target", "640", "--no-warmup", "--job", "j", *CMD])
+    _, err = capsys.readouterr()
+    assert code == 130 and len(calls) == 2
+    assert "sweep stopped after 2 run(s); they are in the history" in err
+    assert [r.exit_status for r in History(os.environ["MEMWATCH_HISTORY"]).runs("j")] == [0, 130]
