@@ -67,9 +67,11 @@ PLAUSIBLE_FACTOR = 2.0
 # A floor must be clear: the line through the sizes above it passes this far below it
 # (or 3 times the runs' noise), and the floor's own sizes are this flat.
 FLOOR_GAP = 0.01
+FLOOR_GAP_UNREPEATED = 0.02
 # Growth smaller than this many times the runs' scatter is not growth the data show: its
 # forward misses are noise, not a miss of the growth to calibrate the margin on.
 UNSEEN_GROWTH_SIGMAS = 3.0
+VISIBLE_SIGMAS = 3.0
 # Scatter below 0.1 % of the peak is not resolved: a cgroup peak is exact, but a job's
 # allocator and page rounding move its peak by about that much between runs.
 RESOLUTION = 0.001
@@ -362,8 +364,8 @@ def _floor_sizes(terms: Sequence[Term], s: _Sizes, scale: float, gap: float) -> 
 
     runs = float((s.w * s.y**2).sum())  # sum of runs: w * y^2 is the count of each size
     no_floor = math.sqrt(error(s, g) / runs)
-    if no_floor <= gap:
-        return 0
+    if no_floor <= gap or s.y[-1] <= s.y[0] * (1 + UNSEEN_GROWTH_SIGMAS * gap):
+        return 0  # growth alone explains the runs, or they do not grow beyond their noise
     best, best_error = 0, (no_floor / 2) ** 2 * runs
     for m in range(1, len(s.x) - 1):
         flat, rise, c = s[:m], s[m:], s[:m].mean()
@@ -486,12 +488,14 @@ def fit(
     noise = _noise(x, y)
     s = _reduce(x, y)
     terms = _hypotheses(float(s.x.min()))
-    on_floor = _floor_sizes(terms, s, scale, max(FLOOR_GAP, 3 * (RESOLUTION + (noise or 0))))
+    # Without repeats the runs' noise is unknown: a floor must stand out further.
+    gap = FLOOR_GAP_UNREPEATED if noise is None else max(FLOOR_GAP, 3 * (RESOLUTION + noise))
+    on_floor = _floor_sizes(terms, s, scale, gap)
     floor = s[:on_floor].mean() if on_floor else 0.0
     rise = s[on_floor:]
     params = _fit_terms(terms, rise, scale)
     constant = _constant_forward(rise)
-    visible = UNSEEN_GROWTH_SIGMAS * _scatter(terms, params, rise, scale, noise)
+    visible = VISIBLE_SIGMAS * _scatter(terms, params, rise, scale, noise)
     forward = _forward(terms, rise, scale, floor, visible)
     fits = [
         ShapeFit(None, (max(rise.mean(), floor),), scale, 0.0, _rms(constant), forward=tuple(constant)),
