@@ -54,26 +54,31 @@ LOG_MIN_SIZE = 16
 # was 23 % under at 8x.
 ORDINARY_GROWTH = (1.0, 2.0)
 SHOWN_EVIDENCE = 0.33
+SHOWN_EVIDENCE_BELOW = 0.33
 SHOWN_PREDICTIONS = 3
 # Within the ordinary range a hypothesis's forward error is multiplied by 1 + this per
 # order of growth above linear: the simpler explanation wins near-ties.
 GROWTH_PRIOR = 0.25
+NO_EVIDENCE_STEEPEST = True
 RANGE_WEIGHT = 0.0
 # A hypothesis stays plausible while its (prior-weighted) forward error is within this
 # factor of the best one's, plus the repeats' noise.
 PLAUSIBLE_FACTOR = 2.0
 # A floor must be clear: the line through the sizes above it passes this far below it
 # (or 3 times the runs' noise), and the floor's own sizes are this flat.
-FLOOR_GAP = 0.02
+FLOOR_GAP = 0.01
+FLOOR_GAP_UNREPEATED = 0.02
 # Growth smaller than this many times the runs' scatter is not growth the data show: its
 # forward misses are noise, not a miss of the growth to calibrate the margin on.
 UNSEEN_GROWTH_SIGMAS = 3.0
+VISIBLE_SIGMAS = 3.0
 # Scatter below 0.1 % of the peak is not resolved: a cgroup peak is exact, but a job's
 # allocator and page rounding move its peak by about that much between runs.
 RESOLUTION = 0.001
 # An exponent missed by more than one (x^2 taken for x^3) is no calibration but a wrong
 # hypothesis; beyond it the range warning speaks.
 MAX_GROWTH_MISS = 1.0
+MISS_SCALE = 1.0
 NOISY_REPEATS = 0.05  # relative standard deviation of repeats that earns a warning
 NOISE_WIDENING = 2.0  # the recommendation covers this many repeat standard deviations
 WIDE_RANGE = 1.5  # a plausible range wider than this (high / low) earns a warning
@@ -359,8 +364,8 @@ def _floor_sizes(terms: Sequence[Term], s: _Sizes, scale: float, gap: float) -> 
 
     runs = float((s.w * s.y**2).sum())  # sum of runs: w * y^2 is the count of each size
     no_floor = math.sqrt(error(s, g) / runs)
-    if no_floor <= gap:
-        return 0
+    if no_floor <= gap or s.y[-1] <= s.y[0] * (1 + UNSEEN_GROWTH_SIGMAS * gap):
+        return 0  # growth alone explains the runs, or they do not grow beyond their noise
     best, best_error = 0, (no_floor / 2) ** 2 * runs
     for m in range(1, len(s.x) - 1):
         flat, rise, c = s[:m], s[m:], s[:m].mean()
@@ -390,8 +395,11 @@ def _forward(
                 # The growth part's miss matters beyond the data: at small sizes a
                 # baseline dilutes it, at 8x it is most of the peak (a 2 % miss of the
                 # total there was 37 % at 8x on a sparse factorisation). Growth within
-                # the runs' noise has no miss to measure.
-                ratio = (actual - params[0]) / growth if growth > visible * guess else 1.0
+                # the runs' noise is counted as that much: flat runs that were followed
+                # by growth (an image registration, flat to 226 px) missed it.
+                ratio = (actual - params[0]) / max(growth, visible * guess)
+                if ratio * max(growth, visible * guess) <= visible * guess:
+                    ratio = 1.0  # neither predicted nor actual growth is visible
                 found[i].append(
                     Forward(
                         math.log(actual / guess),
@@ -426,6 +434,21 @@ def _noise(x: np.ndarray, y: np.ndarray) -> float | None:
     squares = np.bincount(index, weights=(y - means[index]) ** 2)
     variances = squares[repeated] / (counts[repeated] - 1) / means[repeated] ** 2
     return math.sqrt(float(np.mean(variances)))
+
+
+def _scatter(
+    terms: Sequence[Term], params: Sequence[tuple[float, ...]], s: _Sizes, scale: float,
+    noise: float | None,
+) -> float:
+    """How far runs stray, relative: the repeats' noise, or without repeats the best
+    ordinary fit's residual (root mean square), and at least the resolution."""
+    residuals = [
+        float(np.sqrt(np.average((_evaluate(t, p, scale, s.x) / s.y - 1) ** 2)))
+        for t, p in zip(terms, params, strict=True)
+        if ORDINARY_GROWTH[0] <= t.growth_order <= ORDINARY_GROWTH[1]
+    ]
+    spread = noise if noise is not None else min(residuals, default=0.0)
+    return RESOLUTION + spread
 
 
 def _hypotheses(x_min: float) -> list[Term]:
@@ -465,12 +488,14 @@ def fit(
     noise = _noise(x, y)
     s = _reduce(x, y)
     terms = _hypotheses(float(s.x.min()))
-    on_floor = _floor_sizes(terms, s, scale, max(FLOOR_GAP, 3 * (RESOLUTION + (noise or 0))))
+    # Without repeats the runs' noise is unknown: a floor must stand out further.
+    gap = FLOOR_GAP_UNREPEATED if noise is None else max(FLOOR_GAP, 3 * (RESOLUTION + noise))
+    on_floor = _floor_sizes(terms, s, scale, gap)
     floor = s[:on_floor].mean() if on_floor else 0.0
     rise = s[on_floor:]
     params = _fit_terms(terms, rise, scale)
     constant = _constant_forward(rise)
-    visible = UNSEEN_GROWTH_SIGMAS * (RESOLUTION + (noise or 0.0))
+    visible = VISIBLE_SIGMAS * _scatter(terms, params, rise, scale, noise)
     forward = _forward(terms, rise, scale, floor, visible)
     fits = [
         ShapeFit(None, (max(rise.mean(), floor),), scale, 0.0, _rms(constant), forward=tuple(constant)),
@@ -533,13 +558,21 @@ def _rank(fits: list[ShapeFit], noise: float | None) -> list[ShapeFit]:
     best_ordinary = min((error(f) for f in fits if _ordinary(f)), default=0.0)
 
     def admissible(f: ShapeFit) -> bool:
-        shown = len(f.forward) >= SHOWN_PREDICTIONS and error(f) <= SHOWN_EVIDENCE * best_ordinary
+        evidence = SHOWN_EVIDENCE_BELOW if f.growth_order < 1 else SHOWN_EVIDENCE
+        shown = len(f.forward) >= SHOWN_PREDICTIONS and error(f) <= evidence * best_ordinary
         return _ordinary(f) or shown
 
     def score(f: ShapeFit) -> float:
         return error(f) * (1 + GROWTH_PRIOR * abs(f.growth_order - 1))
 
-    ranked = sorted(fits, key=lambda f: (not admissible(f), score(f), abs(f.growth_order - 1)))
+    # With no forward prediction at all (two growing sizes) nothing tells the shapes
+    # apart: the steepest ordinary growth is the one that does not under-provision.
+    if NO_EVIDENCE_STEEPEST and all(f.forward_error is None for f in fits if f.term is not None):
+        ranked = sorted(fits, key=lambda f: (not _ordinary(f), -f.growth_order))
+    else:
+        ranked = sorted(
+            fits, key=lambda f: (not admissible(f), score(f), abs(f.growth_order - 1))
+        )
     # Plausible: not ruled out. Growth that is not shown cannot be the best fit,
     # but while the data do not rule it out it widens the range (and earns the warning).
     limit = PLAUSIBLE_FACTOR * score(ranked[0]) + NOISE_WIDENING * (noise or 0.0)
@@ -587,7 +620,7 @@ def _growth_miss(model: Model) -> float:
     # Only misses below the truth: one that over-predicted already errs on the safe side.
     rates = [max(0.0, f.growth_log_error) / math.log(f.factor) for f in model.best.forward]
     rms = math.sqrt(sum(r * r for r in rates) / len(rates)) if rates else 0.0
-    return min(rms, MAX_GROWTH_MISS)
+    return min(MISS_SCALE * rms, MAX_GROWTH_MISS)
 
 
 def _covered(model: Model, size: float) -> float:
