@@ -85,6 +85,12 @@ class Goal:
     time_budget_s: float | None = None
     integral: bool = True  # sizes go into the command as whole numbers
 
+    def size_text(self, size: float) -> str:
+        """A size as it goes into the command: whole when the user's sizes were whole."""
+        if self.integral:
+            return size_text(float(max(1, math.floor(size + 0.5))))
+        return size_text(float(f"{size:.6g}"))
+
     @property
     def quick_s(self) -> float:
         """The longest run that still counts as quick."""
@@ -179,7 +185,7 @@ def decide(goal: Goal, runs: Sequence[Run], elapsed_s: float) -> Choice:
     if not runs:
         default = goal.start == goal.target * START_FRACTION
         return Next(
-            _size_text(goal, goal.start),
+            goal.size_text(goal.start),
             "first run, at 1/32 of the target" if default else "first run, at --start",
         )
     failed = [r for r in runs if not r.ok]
@@ -258,7 +264,7 @@ def _halving(goal: Goal, runs: Sequence[Run]) -> Next | None:
     sizes = sorted(fastest)
     if len(sizes) > 1 and fastest[sizes[0]] > HALVING_PAYS * fastest[sizes[1]]:
         return None  # the last halving did not shorten the run: time is not in the size
-    half = _size_text(goal, sizes[0] / 2)
+    half = goal.size_text(sizes[0] / 2)
     if float(half) >= sizes[0] or float(half) <= 0:
         return None
     return Next(
@@ -283,7 +289,7 @@ def _down_or_stop(goal: Goal, runs: Sequence[Run], elapsed_s: float, why: str) -
     sizes = sorted({r.size for r in runs})
     if len(sizes) > 1:
         return Stop(why)
-    half = _size_text(goal, sizes[0] / 2)
+    half = goal.size_text(sizes[0] / 2)
     duration = duration_at([r.measurement for r in runs], float(half))
     if float(half) >= sizes[0] or float(half) <= 0 or _over_time(goal, elapsed_s, duration):
         return Stop(f"{why}, and one size cannot be fitted")
@@ -306,21 +312,14 @@ def _next_up(goal: Goal, sizes: Sequence[float]) -> str | None:
     """The next size on the grid start * GROWTH^k above the largest, capped at --max-size."""
     largest = sizes[-1]
     k = 0
-    while float(_size_text(goal, goal.start * GROWTH**k)) <= largest:
+    while float(goal.size_text(goal.start * GROWTH**k)) <= largest:
         k += 1  # a loop, not a logarithm: whole-number sizes round onto each other near 1
-    up = float(_size_text(goal, goal.start * GROWTH**k))
+    up = float(goal.size_text(goal.start * GROWTH**k))
     if up > goal.max_size:
         up = math.floor(goal.max_size) if goal.integral else goal.max_size
         if up < largest * MIN_STEP:
             return None
     return size_text(up)
-
-
-def _size_text(goal: Goal, size: float) -> str:
-    """A size as it goes into the command: whole when the user's sizes were whole."""
-    if goal.integral:
-        return size_text(float(max(1, math.floor(size + 0.5))))
-    return size_text(float(f"{size:.6g}"))
 
 
 def _at_target(goal: Goal, measurements: Sequence[Measurement]) -> Prediction | None:

@@ -154,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     job = args.job or " ".join(command)
     store = History(args.history or default_path())
     started = time.monotonic()
-    progress = _Progress(args.repeat, store, job, started, None if args.target else len(args.sizes))
+    listed = None if args.target is not None else len(args.sizes)
+    progress = _Progress(args.repeat, store, job, started, listed)
     # stdout carries only the report or the JSON; the job's own output goes to stderr.
     options: dict[str, Any] = dict(
         job=job,
@@ -189,8 +190,15 @@ def _adaptive(
         margin=args.margin,
         memory_budget_bytes=budget_of(args).for_tasks_bytes,
         time_budget_s=args.time_budget,
-        integral=all(float(x).is_integer() for x in (args.target, start)),
+        # The sizes the user typed decide: a default start of target/32 is not typed.
+        integral=all(float(x).is_integer() for x in (args.target, args.start) if x is not None),
     )
+    first = goal.size_text(start)
+    if float(first) > goal.max_size:  # a whole-number size rounded up past it
+        raise UsageError(
+            f"the first size would be {first}, above the largest size "
+            f"{size_text(goal.max_size)}: give a larger --target or --max-size"
+        )
     runs: list[SweepRun] = []
 
     def measure(size_text: str) -> list[Run]:

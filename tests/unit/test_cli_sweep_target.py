@@ -142,3 +142,11 @@ def test_ctrl_c_stops_the_target_sweep_and_keeps_the_runs(capsys, monkeypatch, r
     assert code == 130 and len(calls) == 2
     assert "sweep stopped after 2 run(s); they are in the history" in err
     assert [r.exit_status for r in History(os.environ["MEMWATCH_HISTORY"]).runs("j")] == [0, 130]
+
+
+def test_whole_number_targets_run_whole_sizes_even_below_32(capsys, linear_job):
+    assert cli.main(["sweep", "--target", "20", "--no-warmup", "--json", *CMD]) == 0
+    capsys.readouterr()
+    sizes = [c[-1] for c in linear_job]
+    assert sizes[0] == "1" and all(s.isdigit() and int(s) <= 10 for s in sizes), sizes
+    usage_error(capsys, ["sweep", "--target", "1", *CMD], "the first size would be 1, above")
