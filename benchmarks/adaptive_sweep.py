@@ -96,6 +96,7 @@ class Result:
 
     workload: str
     pattern: str
+    half: str  # of the corpus split: "held-out" or "dev"
     target: int
     truth_bytes: int
     truth_repeats: int
@@ -223,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     from programs import WORKLOADS  # the corpus table: its order and each s0
 
     corpus = read_corpus(os.path.join(args.corpus, "measurements.csv"))
+    with open(os.path.join(args.corpus, "split.json")) as f:
+        held_out = set(json.load(f)["held_out"])
 
     def target_of(name: str) -> int:
         return round(WORKLOADS[name].s0 * 2 ** (args.step / 2))
@@ -236,8 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     elif args.workloads:
         names = args.workloads.split(",")
     else:
-        with open(os.path.join(args.corpus, "split.json")) as f:
-            held_out = set(json.load(f)["held_out"])
         names = chosen(corpus, list(WORKLOADS), held_out)
     programs = os.path.join(args.corpus, "programs.py")
     results = []
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             Result(
                 name,
                 rows[0].pattern,
+                "held-out" if name in held_out else "dev",
                 target,
                 max(r.peak_bytes for r in truth),
                 len(truth),
@@ -270,21 +272,30 @@ def report(results: list[Result], replay: bool) -> None:
     print(f"adaptive sweep ({'replayed from measurements.csv' if replay else 'real runs'}); "
           f"sweep time = {what}")  # fmt: skip
     print(
-        f"{'program':<20} {'pattern':<15} {'target':>6} {'sizes run':<42} {'rec/true':>8} "
-        f"{'(reps)':>6} {'sweep s':>7} {'jobs s':>6} {'target s':>8} {'cost':>5}  stop"
+        f"{'program':<20} {'pattern':<15} {'half':<8} {'target':>6} {'sizes run':<42} "
+        f"{'rec/true':>8} {'(reps)':>6} {'sweep s':>7} {'jobs s':>6} {'target s':>8} "
+        f"{'cost':>5}  stop"
     )
     for r in results:
         sizes = ",".join(f"{s:g}" for s in r.sizes)
         stop = "settled" if r.sweep.stop.startswith("settled") else r.sweep.stop[:40]
         print(
-            f"{r.workload:<20} {r.pattern:<15} {r.target:>6} {sizes:<42} {r.ratio:>8.2f} "
-            f"{r.truth_repeats:>6} {r.sweep.sweep_s:>7.1f} {r.sweep.jobs_s:>6.1f} "
+            f"{r.workload:<20} {r.pattern:<15} {r.half:<8} {r.target:>6} {sizes:<42} "
+            f"{r.ratio:>8.2f} {r.truth_repeats:>6} {r.sweep.sweep_s:>7.1f} {r.sweep.jobs_s:>6.1f} "
             f"{r.target_run_s:>8.1f} {r.cost:>5.1f}  {stop}"
         )
+    halves = sorted({r.half for r in results})
+    for half in halves if len(halves) > 1 else []:
+        summarise(half, [r for r in results if r.half == half])
+    summarise("all", results)
+
+
+def summarise(label: str, results: list[Result]) -> None:
     ratios = [r.ratio for r in results]
     cost = statistics.median(r.cost for r in results)
     print(
-        f"median rec/true {statistics.median(ratios):.2f} (min {min(ratios):.2f}, max "
+        f"{label} ({len(results)}): median rec/true {statistics.median(ratios):.2f} "
+        f"(min {min(ratios):.2f}, max "
         f"{max(ratios):.2f}); within {ACCEPT_LOW}-{ACCEPT_HIGH}: "
         f"{sum(ACCEPT_LOW <= x <= ACCEPT_HIGH for x in ratios)}/{len(ratios)}; median sweep "
         f"time / one run at the target (cost) {cost:.1f}; "
