@@ -7,20 +7,22 @@ import json
 import os
 import socket
 import sqlite3
+import stat
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-from .errors import HistoryError
+from .errors import HistoryError, HistoryUnavailable
 from .report import to_json
 from .types import RunSummary
 
 DEFAULT_ENV = "MEMWATCH_HISTORY"
+T = TypeVar("T")
 
 # Stored in the SQLite file header, so a history is recognised (and anything else left
 # alone) without guessing from table names. 0x4D574853 is "MWHS", memwatch history store.
@@ -247,11 +249,11 @@ class History(Store):
                 "ON CONFLICT (uid) DO NOTHING",
                 map(entry_row, entries),
             )
-            return conn.total_changes - before
+            return int(conn.total_changes - before)
 
         return self._write(insert)
 
-    def _write(self, step: Any) -> Any:
+    def _write(self, step: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``step(conn)`` in a write transaction on a history made ready for it."""
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
@@ -314,12 +316,12 @@ class History(Store):
             # isolation_level=None: no implicit transactions, the BEGINs here are explicit.
             conn = sqlite3.connect(uri, uri=True, timeout=self.timeout_s, isolation_level=None)
         except sqlite3.OperationalError as err:
-            raise HistoryError(self._explain(err, create)) from err
+            raise self._explain(err, create) from err
         try:
             with closing(conn):
                 yield conn
         except sqlite3.OperationalError as err:
-            raise HistoryError(self._explain(err, create)) from err
+            raise self._explain(err, create) from err
         except sqlite3.DatabaseError as err:
             # "file is not a database", "database disk image is malformed". SQLite refuses
             # before writing anything, and memwatch never repairs or replaces such a file.
@@ -352,15 +354,15 @@ class History(Store):
             f"{self.path} is not a memwatch history ({reason}); pass --history with another path"
         )
 
-    def _explain(self, err: sqlite3.OperationalError, writing: bool) -> str:
+    def _explain(self, err: sqlite3.OperationalError, writing: bool) -> HistoryError:
         """A one-line message for a failed open, lock or write, with the OS's reason if any."""
         if str(err) == "database is locked":
-            return (
+            return HistoryUnavailable(
                 f"history {self.path} stayed locked by another process for "
                 f"{self.timeout_s:g} s; try again"
             )
         verb = "write" if writing else "read"
-        return f"cannot {verb} history {self.path}: {self._refusal(writing) or err}"
+        return HistoryError(f"cannot {verb} history {self.path}: {self._refusal(writing) or err}")
 
     def _refusal(self, writing: bool) -> str | None:
         """Why the OS refuses the file or its directory, or None; found without opening the file.
@@ -368,8 +370,16 @@ class History(Store):
         Opening and closing the file here would drop the POSIX locks that SQLite connections
         of this process (in another thread) hold on it: https://sqlite.org/howtocorrupt.html.
         """
-        if os.path.isdir(self.path):
+        try:
+            mode_bits = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            mode_bits = stat.S_IFREG  # to be created: the directory decides
+        except OSError as err:
+            return err.strerror  # a symlink loop, a name too long
+        if stat.S_ISDIR(mode_bits):
             return os.strerror(errno.EISDIR)
+        if not stat.S_ISREG(mode_bits):
+            return "not a regular file (a FIFO or a device); give a file path"
         mode = os.R_OK | os.W_OK if writing else os.R_OK
         checks = [(self.path, mode)]
         if writing:

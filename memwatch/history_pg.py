@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import HistoryError
+from .errors import HistoryError, HistoryUnavailable
 from .history import (
     APPLICATION_ID,
     INSERT_COLUMNS,
@@ -117,7 +117,9 @@ class PostgresHistory(Store):
             # libpq's messages span lines ("... failed: Connection refused\n\tIs the server
             # running ..."): one line, its parts kept.
             reason = "; ".join(part.strip() for part in str(err).splitlines() if part.strip())
-            raise HistoryError(f"cannot {verb} history {self.location}: {reason}") from err
+            # OperationalError: the server is down, unreachable, or refused the login.
+            kind = HistoryUnavailable if isinstance(err, psycopg.OperationalError) else HistoryError
+            raise kind(f"cannot {verb} history {self.location}: {reason}") from err
 
     def _version(self, conn: Any) -> int:
         """The schema version, 0 when there is no history yet; raises for another program's."""
