@@ -325,9 +325,7 @@ SCHEMA_1 = (
 )
 
 
-def test_a_schema_1_history_is_read_as_it_is_and_upgraded_by_the_first_write(
-    tmp_path, run_summary
-):
+def test_a_schema_1_history_is_read_as_it_is_and_upgraded_by_the_first_write(tmp_path, run_summary):
     path = tmp_path / "history.sqlite"
     sql(path, *SCHEMA_1)
     before = files(tmp_path)

@@ -10,6 +10,7 @@ import pytest
 from memwatch.errors import InputError
 from memwatch.importers import ImportOptions, import_file
 
+
 def tsv(*rows: list[str]) -> str:
     return "".join("\t".join(row) + "\n" for row in rows)
 
@@ -24,10 +25,22 @@ KIB = 1 << 10
 # rchar, wchar are the defaults). Memory and I/O figures are human readable in powers of
 # 1024 ("1.1 GB"), "-" when there is none; status is COMPLETED, FAILED, ABORTED (or CACHED).
 # Row 5 is garbage (a cut-off line), row 6 has no peak_rss.
-NEXTFLOW_HEADER = (
-    "task_id hash native_id name status exit submit duration realtime %cpu peak_rss peak_vmem "
-    "rchar wchar"
-).split()
+NEXTFLOW_HEADER = [
+    "task_id",
+    "hash",
+    "native_id",
+    "name",
+    "status",
+    "exit",
+    "submit",
+    "duration",
+    "realtime",
+    "%cpu",
+    "peak_rss",
+    "peak_vmem",
+    "rchar",
+    "wchar",
+]
 NEXTFLOW_TRACE = tsv(
     NEXTFLOW_HEADER,
     ["1", "2b/9d4e3a", "4051", "ALIGN (sample_1)", "COMPLETED", "0", "2026-11-30 01:00:00.000"]
