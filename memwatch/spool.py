@@ -102,3 +102,25 @@ def send(store: Store, directory: str | None = None) -> tuple[int, int, list[str
         except OSError as err:  # sent already: a later sync finds it stored and skips it
             problems.append(f"{path}: sent, but cannot remove it: {err.strerror}")
     return len(found), new, problems
+
+
+def deliver(store: Store, entry: Entry, directory: str | None = None) -> str | None:
+    """Record a run that just ended, or keep it in the spool when the history fails.
+
+    None when recorded (runs spooled earlier for this history then go along, if they can);
+    else the one-line message saying why and where the run waits. Raises OutputError when
+    the spool cannot be written either.
+    """
+    try:
+        store.add([entry])
+    except HistoryError as err:
+        path = keep(entry, store.location, directory)
+        return (
+            f"not recorded in the history: {err}; the run waits in {path}: send it with "
+            f"memwatch history sync --history {store.location}"
+        )
+    try:
+        send(store, directory)
+    except HistoryError:
+        pass  # they wait for the next run or `history sync`, which reports why
+    return None
