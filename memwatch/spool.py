@@ -83,6 +83,7 @@ def pending(
             problems.append(f"{path}: not a spooled run ({err}); left as it is")
             continue
         found.append((path, entry))
+    found.sort(key=lambda item: item[1].run.recorded_at)  # stored in the order they ran
     return found, problems
 
 
