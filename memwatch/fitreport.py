@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import InputError
-from .history import Store
 from .model import FORMULAS, Measurement, Model, Prediction, ShapeFit
 from .planning import Budget, MaxSize, Plan, Verdict
+from .records import Store
 from .report import human_bytes, json_number, parse_size, size_text
 
 SCHEMA = "memwatch.fit/1"
@@ -62,12 +62,12 @@ def history_measurements(
     store: Store, job: str
 ) -> tuple[list[Measurement], list[Measurement], int]:
     """The job's runs as the model takes them: the fitted (successful, sized) runs, the failed
-    runs (a floor, never fitted), and how many had no size. One query, no JSON decoded."""
+    runs (floors, never fitted), and how many runs are not fitted. One query, no JSON read."""
     points, unsized = store.points(job)
     fitted = [Measurement(size, peak, swap) for size, peak, swap, status in points if status == 0]
     # A failed run's peak is only a lower bound; one with no peak says nothing.
     failed = [Measurement(size, peak) for size, peak, _, status in points if status and peak > 0]
-    return fitted, failed, unsized
+    return fitted, failed, unsized + len(points) - len(fitted)
 
 
 def _number(path: str, line: int, column: str, text: str) -> float:

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import HistoryError, HistoryUnavailable
-from .history import (
+from .records import (
     APPLICATION_ID,
     INSERT_COLUMNS,
     INSERT_COUNT,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .errors import InputError, UsageError
-from .history import Entry, HistoryRun
+from .records import Entry, HistoryRun
 
 FORMATS = ("nextflow", "snakemake", "slurm", "time")
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 
 from .errors import HistoryError, OutputError
-from .history import Entry, HistoryRun, Store, is_url
+from .records import Entry, HistoryRun, Store, is_url
 
 SPOOL_ENV = "MEMWATCH_SPOOL"
 

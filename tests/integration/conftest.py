@@ -197,9 +197,10 @@ def cli(tmp_path: Path, started: list[subprocess.Popen[str]]) -> Any:
     every job it runs); ``wait=False`` returns the running process instead.
     """
     history = tmp_path / "history.sqlite"
+    spool = tmp_path / "spool"
 
     def run(*args: str, wait: bool = True, in_cgroup: Cgroup | None = None) -> Any:
-        env = {**os.environ, "MEMWATCH_HISTORY": str(history)}
+        env = {**os.environ, "MEMWATCH_HISTORY": str(history), "MEMWATCH_SPOOL": str(spool)}
         cmd = [sys.executable, "-m", "memwatch", *args]
         if in_cgroup is not None:
             cmd = ["sh", "-c", f'echo $$ > {in_cgroup.procs} && exec "$@"', "sh", *cmd]
