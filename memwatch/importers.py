@@ -54,6 +54,7 @@ class ImportOptions:
     size_column: str | None = None
     size_from: re.Pattern[str] | None = None  # searched in the record's name (see NAMES)
     time_format: str = TIME_DEFAULT_FORMAT  # GNU time -f; the -v report is read anyway
+    fallback_job: str | None = None  # for records with no job name; None: such a record is bad
 
 
 # What --size-from searches, per format: the name a person reads in that tool's output.
@@ -121,8 +122,8 @@ def _entry(path: str, options: ImportOptions, record: _Record) -> Entry:
             f"({NAMES[options.format]})"
         )
     groups = found.groupdict() if found else {}
-    job = options.job or groups.get("job") or record.job
-    if not job:
+    job = options.job or groups.get("job") or record.job or options.fallback_job
+    if job is None:
         raise _Bad("no job name: give --job NAME or a (?P<job>...) group in --size-from")
     text = None
     if found:

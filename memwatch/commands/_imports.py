@@ -51,8 +51,11 @@ def add_import_options(
     )
 
 
-def read_records(args: argparse.Namespace) -> list[Entry]:
-    """The runs in args.files; each unusable record is said on one line (file:line)."""
+def read_records(
+    args: argparse.Namespace, job: str | None, fallback_job: str | None = None
+) -> list[Entry]:
+    """The runs in args.files, all of ``job`` if given; each unusable record is said on one
+    line (file:line). ``fallback_job`` names records that have no job name of their own."""
     if args.size_column and args.format == "time":
         raise UsageError("--size-column: GNU time output has no columns; use --size-from")
     try:
@@ -61,8 +64,9 @@ def read_records(args: argparse.Namespace) -> list[Entry]:
         raise UsageError(
             f"--size-from {args.size_from!r}: not a regular expression ({err})"
         ) from None
+    time_format = args.time_format.replace("\\n", "\n")  # as typed in a shell
     options = ImportOptions(
-        args.format, args.job, args.size_column, size_from, args.time_format.replace("\\n", "\n")
+        args.format, job, args.size_column, size_from, time_format, fallback_job
     )
     entries: list[Entry] = []
     problems = 0

@@ -92,7 +92,7 @@ def _run_doc(r: HistoryRun) -> dict[str, Any]:
 
 
 def _import(args: argparse.Namespace) -> int:
-    entries = read_records(args)
+    entries = read_records(args, args.job)
     store = open_history(args.history)
     new = store.add(entries) if entries else 0
     say(
