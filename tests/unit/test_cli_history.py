@@ -49,7 +49,7 @@ def test_import_keeps_good_rows_says_bad_ones_and_stores_each_task_once(
 
 def test_fit_reads_a_nextflow_trace_directly_and_picks_the_job(tmp_path, capsys):
     path = tmp_path / "trace.txt"
-    rows = [("ALIGN (s%d)" % n, "COMPLETED", 100 + 10 * n, 100 * n) for n in range(1, 6)]
+    rows = [(f"ALIGN (s{n})", "COMPLETED", 100 + 10 * n, 100 * n) for n in range(1, 6)]
     path.write_text(
         trace([*rows, ("QC (s1)", "COMPLETED", 50, 10), ("ALIGN (s9)", "FAILED", 80, 900)])
     )
