@@ -108,7 +108,12 @@ class PostgresHistory(Store):
     @contextmanager
     def _connect(self, verb: str) -> Iterator[Any]:
         """A connection in one transaction, committed and closed after it; errors: HistoryError."""
-        import psycopg  # a plain run with a SQLite history does not pay for it
+        try:
+            import psycopg  # a plain run with a SQLite history does not pay for it
+        except ImportError as err:
+            raise HistoryError(
+                f"history {self.location} needs psycopg 3: pip install 'memwatch[postgres]'"
+            ) from err
 
         try:
             with psycopg.connect(self.url, connect_timeout=self.connect_timeout_s) as conn:
