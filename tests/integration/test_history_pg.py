@@ -7,6 +7,7 @@ import dataclasses
 import psycopg
 import pytest
 
+from memwatch.daemon import URL_REFRESH_S, Recommender
 from memwatch.errors import HistoryError, HistoryUnavailable
 from memwatch.history import History, new_entry, open_history
 from memwatch.history_pg import PostgresHistory
@@ -138,3 +139,35 @@ def test_copy_between_sqlite_and_postgresql_is_lossless_and_idempotent(pg_url, t
     back = History(str(tmp_path / "back.sqlite"))
     back.add(pg.entries())
     assert without_ids(back.entries()) == without_ids(lite.entries())
+
+
+def test_the_daemon_recommends_from_a_postgresql_history_and_sees_new_runs(pg_url):
+    store = open_history(pg_url)
+    for size in (1.0, 2.0, 3.0, 4.0):
+        store.record(summary(size, int(100 * size)), "train")
+    now = [0.0]
+    reported: list[str] = []
+    recommender = Recommender(pg_url, reported.append, clock=lambda: now[0])
+    recommender.refresh()
+    [(label, first)] = recommender.recommend("train", [8.0])
+    assert label == "8" and first >= 800 * MIB
+    for size in (1.0, 2.0, 3.0, 4.0):  # the job got twice as hungry
+        store.record(summary(size, int(200 * size)), "train")
+    now[0] = URL_REFRESH_S / 2
+    recommender.refresh()
+    assert recommender.recommend("train", [8.0]) == (("8", first),)  # not asked again yet
+    now[0] = URL_REFRESH_S + 1
+    recommender.refresh()
+    [(_, second)] = recommender.recommend("train", [8.0])
+    assert second > first and reported == []
+
+
+def test_the_daemon_says_once_why_an_unreachable_postgresql_history_gives_nothing(postgres):
+    url = f"postgresql://memwatch@127.0.0.1:{postgres.port + 1}/postgres"
+    reported: list[str] = []
+    recommender = Recommender(url, reported.append, clock=lambda: 0.0)
+    for _ in range(3):
+        recommender.refresh()
+        assert recommender.recommend("train", [8.0]) == ()
+    [message] = reported
+    assert message.startswith(f"no recommendations: cannot read history {url}: ")
