@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -139,7 +140,7 @@ def _entry(path: str, options: ImportOptions, record: _Record) -> Entry:
         raise _Bad(f"the size {text!r} is not a number or an amount of bytes") from None
     run = HistoryRun(
         id=0,
-        recorded_at=0.0,  # unknown: the tools' time stamps differ in form and zone
+        recorded_at=time.time(),  # when imported: the tools' own time stamps stay in the fields
         job=job,
         size=size,
         peak_bytes=record.peak_bytes,

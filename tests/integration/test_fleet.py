@@ -11,11 +11,10 @@ import json
 import os
 import sys
 import threading
-from pathlib import Path
 
 from memwatch.history import open_history
 
-from .conftest import MEMHOG
+from .conftest import MEMHOG, REPO
 
 SIZES = "40,80,120,160"
 
@@ -95,7 +94,7 @@ def test_predict_from_postgresql_equals_predict_from_sqlite(cli, pg_url, tmp_pat
 # Written by hand in the trace file format Nextflow documents (default fields, human-readable
 # sizes in powers of 1024): https://docs.seqera.io/nextflow/reference/config/trace. ALIGN's
 # peak_rss is 0.5 GB + its rchar; its task at rchar 6 GB failed at 4 GB (a floor).
-NEXTFLOW_TRACE = Path(__file__).parent / "data" / "nextflow_trace.txt"
+NEXTFLOW_TRACE = REPO / "examples" / "nextflow-trace.txt"
 GIB = 1 << 30
 
 
