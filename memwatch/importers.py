@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 from .errors import InputError, UsageError
 from .records import Entry, HistoryRun
@@ -232,13 +233,8 @@ def _rows(
     for line_no, row in _table(path, lines, sep, needed):
         if isinstance(row, _Bad):
             yield line_no, row
-            continue
-        try:
-            yield line_no, make(row, line_no)
-        except _Bad as err:
-            yield line_no, err
-        except ValueError as err:
-            yield line_no, _Bad(f"unreadable row ({err})")
+        else:
+            yield line_no, _attempt(partial(make, row, line_no), "row")
 
 
 def _nextflow(path: str, lines: list[str]) -> Iterator[Found]:
@@ -302,12 +298,17 @@ def _slurm(path: str, lines: list[str]) -> Iterator[Found]:
         base = row["JobID"].split(".")[0]
         jobs.setdefault(base, (line_no, []))[1].append(row)
     for base, (line_no, rows) in jobs.items():
-        try:
-            yield line_no, _slurm_job(base, rows)
-        except _Bad as err:
-            yield line_no, err
-        except ValueError as err:
-            yield line_no, _Bad(f"unreadable job {base} ({err})")
+        yield line_no, _attempt(partial(_slurm_job, base, rows), f"job {base}")
+
+
+def _attempt(make: Callable[[], _Record], what: str) -> _Record | _Bad:
+    """The record ``make`` reads, or why it cannot: a _Bad for its line."""
+    try:
+        return make()
+    except _Bad as err:
+        return err
+    except ValueError as err:
+        return _Bad(f"unreadable {what} ({err})")
 
 
 def _slurm_job(base: str, rows: list[dict[str, str]]) -> _Record:
@@ -342,7 +343,8 @@ def _time(path: str, lines: list[str], time_format: str) -> Iterator[Found]:
     starts = [n for n, line in enumerate(lines) if "Command being timed:" in line]
     if starts:
         for first, end in zip(starts, [*starts[1:], len(lines)], strict=True):
-            yield first + 1, _time_verbose(lines, first, end, where)
+            report = partial(_time_verbose, lines, first, end, where)
+            yield first + 1, _attempt(report, "GNU time -v report")
         return
     if "%M" not in time_format:
         raise UsageError(f"--time-format {time_format!r} has no %M: it records no peak")
@@ -397,7 +399,7 @@ def _time_ending(line: str) -> int:
     return 0
 
 
-def _time_verbose(lines: list[str], first: int, end: int, where: str) -> _Record | _Bad:
+def _time_verbose(lines: list[str], first: int, end: int, where: str) -> _Record:
     fields = {}
     for line in lines[first:end]:
         key, colon, value = line.strip().partition(": ")
@@ -406,22 +408,19 @@ def _time_verbose(lines: list[str], first: int, end: int, where: str) -> _Record
     command = fields.get("Command being timed", "").strip('"')
     peak = fields.get("Maximum resident set size (kbytes)", "")
     if not peak.isdigit():
-        return _Bad(f"no 'Maximum resident set size (kbytes)' in the report of {command!r}")
+        raise _Bad(f"no 'Maximum resident set size (kbytes)' in the report of {command!r}")
     status = fields.get("Exit status", "0")
     elapsed = next((v for k, v in fields.items() if k.startswith("Elapsed (wall clock)")), "0")
     ending = _time_ending(lines[first - 1]) if first else 0
-    try:
-        return _Record(
-            name=command,
-            job=None,
-            fields=fields,
-            peak_bytes=int(peak) * 1024,
-            # A killed command reports "Exit status: 0"; the line above says the signal.
-            exit_status=ending if ending > 128 else int(status),
-            oom_killed=False,
-            duration_s=_seconds(elapsed),
-            command=(command,),
-            identity=f"{where}\0{first + 1}",
-        )
-    except (_Bad, ValueError) as err:
-        return _Bad(f"unreadable report of {command!r} ({err})")
+    return _Record(
+        name=command,
+        job=None,
+        fields=fields,
+        peak_bytes=int(peak) * 1024,
+        # A killed command reports "Exit status: 0"; the line above says the signal.
+        exit_status=ending if ending > 128 else int(status),
+        oom_killed=False,
+        duration_s=_seconds(elapsed),
+        command=(command,),
+        identity=f"{where}\0{first + 1}",
+    )
