@@ -16,12 +16,17 @@ def add_import_options(
 ) -> None:
     """--format and where the job and the size come from (see add_history_option on
     ``job_default``)."""
+    # Import names its format; fit reads its own CSV unless told otherwise.
+    default = formats[0] if formats[0] == "csv" else None
     p.add_argument(
         "--format",
         choices=formats,
-        default=formats[0],
-        help=f"what the files are (default {formats[0]}): a Nextflow trace file, Snakemake "
-        "benchmark files, Slurm 'sacct --parsable2' output, GNU time -v or -f output",
+        default=default,
+        required=default is None,
+        help="what the files are"
+        + (f" (default {default})" if default else "")
+        + ": a Nextflow trace file, Snakemake benchmark files, Slurm 'sacct --parsable2' "
+        "output, GNU time -v or -f output",
     )
     p.add_argument(
         "--job",
