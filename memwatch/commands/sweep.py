@@ -6,10 +6,11 @@ import argparse
 import json
 import subprocess
 
-from ..errors import HistoryError, UsageError
-from ..history import History, default_path
+from ..errors import OutputError, UsageError
+from ..history import Store, new_entry
 from ..limits import REFUSE_EXTRAPOLATION
 from ..report import describe_ending, human_bytes, json_number, size_text
+from ..spool import default_dir, deliver
 from ..sweep import SweepRun, substitute, sweep
 from ._advice import FIT_EPILOG, add_fit_options, advise, check_fit_outputs
 from ._common import (
@@ -17,6 +18,7 @@ from ._common import (
     add_history_option,
     add_measure_options,
     command_of,
+    history_ready,
     say,
     size,
 )
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     command = command_of(args)
     _check(args, command)
     job = args.job or " ".join(command)
-    store = History(args.history or default_path())
+    store = history_ready(args.history)
     progress = _Progress(args.repeat, store, job)
     # stdout carries only the report or the JSON; the job's own output goes to stderr.
     runs = sweep(
@@ -128,7 +130,10 @@ def run(args: argparse.Namespace) -> int:
             )
     stopped = progress.last.stopping_signal if progress.last else None
     if stopped is not None:
-        say(f"memwatch: sweep stopped after {len(runs)} run(s); they are in the history")
+        where = "they are in the history"
+        if progress.spooled or progress.history_errors:
+            where = progress.where()
+        say(f"memwatch: sweep stopped after {len(runs)} run(s); {where}")
         return 128 + stopped
     floors = [Measurement(r.size, r.summary.peak.total_bytes) for r in failed]
     advice = advise(args, measured, title=job, lower_bounds=floors, keep_going=True)
@@ -142,8 +147,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(advice.text() + "".join(f"\nerror: {message}" for message in advice.refused))
-    if not progress.history_errors:
-        say(f"memwatch: recorded as job {job!r} in {store.path}")
+    say(f"memwatch: {progress.where()}")
     return 1 if failed or progress.history_errors or advice.refused else 0
 
 
@@ -170,11 +174,12 @@ def _check(args: argparse.Namespace, command: list[str]) -> None:
 class _Progress:
     """Says each run's start and peak on stderr and records each fitted run as it ends."""
 
-    def __init__(self, repeat: int, store: History, job: str) -> None:
+    def __init__(self, repeat: int, store: Store, job: str) -> None:
         self.repeat = repeat
         self.store = store
         self.job = job
-        self.history_errors: list[str] = []
+        self.history_errors: list[str] = []  # runs neither the history nor the spool took
+        self.spooled = 0
         self.last: SweepRun | None = None  # warm-up included: did a signal stop it?
 
     @staticmethod
@@ -197,11 +202,27 @@ class _Progress:
         if run.repeat == 0:
             return
         try:
-            self.store.record(s, self.job)
-        except HistoryError as err:
+            spooled = deliver(self.store, new_entry(s, self.job))
+        except OutputError as err:
             if not self.history_errors:
                 say(f"memwatch: warning: not recorded in the history: {err}")
             self.history_errors.append(str(err))
+            return
+        if spooled and not self.spooled:
+            say(f"memwatch: warning: {spooled}")
+        self.spooled += bool(spooled)
+
+    def where(self) -> str:
+        """Where the sweep's runs are: the history, the spool, or (some) nowhere."""
+        recorded = f"recorded as job {self.job!r} in {self.store.location}"
+        if self.spooled:
+            recorded = (
+                f"{self.spooled} run(s) of job {self.job!r} wait in the spool {default_dir()} "
+                f"for memwatch history sync --history {self.store.location}"
+            )
+        if self.history_errors:
+            recorded = f"{len(self.history_errors)} run(s) not recorded; see the warning above"
+        return recorded
 
 
 COMMAND = Command(
