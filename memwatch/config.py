@@ -19,6 +19,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the dev dependencies
 
 from .errors import ConfigError
+from .records import is_url
 from .report import parse_duration
 
 DEFAULT_LISTEN_ADDRESS = "127.0.0.1"  # loopback unless configured otherwise
@@ -454,7 +455,10 @@ class _Reader:
         interval = self.seconds(top["interval"], "interval") if "interval" in top else None
         history = None
         if "history" in top and top["history"].tag != _NULL:
-            history = self.path(top["history"], "history")
+            text = self.string(top["history"], "history", "a path or a postgresql:// URL")
+            # A URL is a shared history; a relative path is taken from this file's directory.
+            if text is not None:
+                history = text if is_url(text) else os.path.join(self.base_dir, text)
         web = self.web_settings(top)
         if "watch" in top:
             watch = self.watch(top["watch"], interval or DEFAULT_INTERVAL_S)

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Config, WatchEntry, WebConfig, load_config
 from .errors import (
@@ -33,10 +33,11 @@ from .errors import (
     PermissionDenied,
     ProcessGone,
 )
-from .history import History, default_path
+from .history import default_path, open_history
 from .peak import TreeAccumulator
 from .plateau import RECENT_SAMPLES, swapping_recently
 from .procfs import PROC, is_running, read_vmstat
+from .records import is_url
 from .report import human_bytes, parse_size, size_text
 from .sdnotify import notify, reloading_state, watchdog_period_s
 from .tree import ProcessTable, ProcessView, assign
@@ -53,6 +54,10 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 # observed size changes at every run must not grow the cache for months.
 MAX_CACHED_PREDICTIONS = 1024
 DAEMON_HISTORY_TIMEOUT_S = 0.3
+# A PostgreSQL history is asked whether it changed at most this often: each question is a
+# connection, and an unreachable server can hold a pass for libpq's shortest connect
+# timeout (2 s).
+URL_REFRESH_S = 60.0
 
 
 def log(text: str) -> None:
@@ -111,30 +116,52 @@ class _JobState:
 class Recommender:
     """Recommended memory per (job, size) from the run history's model of the job.
 
-    Each job's runs are fitted once per change of the history file (its inode, size and
-    mtime), not at every pass. A job with too few sized runs gets no recommendation, and
-    no error: most watched jobs never were measured at several sizes.
+    Each job's runs are fitted once per change of the history (a file's inode, size and
+    mtime; a PostgreSQL history's run count and last id, asked every URL_REFRESH_S), not
+    at every pass. A job with too few sized runs gets no recommendation, and no error:
+    most watched jobs never were measured at several sizes.
     """
 
-    def __init__(self, path: str, report: Callable[[str], None] = log) -> None:
+    def __init__(
+        self,
+        path: str,
+        report: Callable[[str], None] = log,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self._report = report
-        self._stamp: tuple[int, int, int] | None = None
+        self._clock = clock
+        self._asked_at: float | None = None
+        self._stamp: tuple[Any, ...] | None = None
         self._models: dict[str, Model | None] = {}
         self._predictions: dict[tuple[str, float], int | None] = {}
         self._last_error: str | None = None
 
     def refresh(self) -> None:
-        """Forget every fit if the history file changed since the last call."""
-        try:
-            st = os.stat(self.path)
-            stamp: tuple[int, int, int] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamp = None  # no history (yet): nothing to recommend; History says why if asked
+        """Forget every fit if the history changed since the last call."""
+        stamp = self._read_stamp()
         if stamp != self._stamp:
             self._stamp = stamp
             self._models.clear()
             self._predictions.clear()
+
+    def _read_stamp(self) -> tuple[Any, ...] | None:
+        """What changes when a run is recorded; None when there is no history (yet)."""
+        if not is_url(self.path):
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return None  # nothing to recommend; the store says why if asked
+            return (st.st_ino, st.st_size, st.st_mtime_ns)
+        now = self._clock()
+        if self._asked_at is not None and now - self._asked_at < URL_REFRESH_S:
+            return self._stamp
+        self._asked_at = now
+        try:
+            store = open_history(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S)
+            return tuple(store.rows("SELECT count(*), max(id) FROM runs", ()) or ())
+        except HistoryError:
+            return None  # _fit says why, once
 
     def recommend(self, job: str, sizes: Iterable[float]) -> tuple[tuple[str, int], ...]:
         """(size label, recommended bytes) for each size the job's model can answer."""
@@ -164,12 +191,15 @@ class Recommender:
             return None  # far beyond the measured sizes: memwatch does not guess there
 
     def _fit(self, job: str) -> Model | None:
-        from .model import Measurement, fit  # numpy: loaded only when a job asks
+        from .fitreport import history_measurements  # numpy: loaded only when a job asks
+        from .model import fit
 
         try:
             # A short busy timeout: a history locked by a writer must not stall the passes
             # (and the watchdog) for the minute a recording CLI may wait.
-            runs = History(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S).runs(job)
+            store = open_history(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S)
+            # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
+            measurements = history_measurements(store, job)[0]
         except HistoryError as err:
             if str(err) != self._last_error:  # once per distinct problem, not every pass
                 self._report(f"no recommendations: {err}")
@@ -177,12 +207,6 @@ class Recommender:
             self._stamp = None  # not cached: a lock is released, a file fixed; ask again
             return None
         self._last_error = None
-        # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
-        measurements = [
-            Measurement(r.size, r.peak_bytes, r.swap_suspected)
-            for r in runs
-            if r.size is not None and r.exit_status == 0
-        ]
         try:
             return fit(measurements)
         except FitError:

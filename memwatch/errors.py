@@ -68,6 +68,10 @@ class HistoryError(MemwatchError):
     exit_code = 1
 
 
+class HistoryUnavailable(HistoryError):
+    """The history cannot be reached now (server down, file locked): a run is spooled."""
+
+
 class InputError(MemwatchError):
     """A file given to memwatch (runs CSV, samples file) cannot be used; exit 1."""
 

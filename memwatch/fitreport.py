@@ -9,6 +9,7 @@ from typing import Any
 from .errors import InputError
 from .model import Measurement, Model, Prediction, ShapeFit
 from .planning import Budget, MaxSize, Plan, Verdict
+from .records import Store
 from .report import human_bytes, json_number, parse_size, size_text
 
 SCHEMA = "memwatch.fit/1"
@@ -55,6 +56,20 @@ def read_runs_csv(path: str) -> list[Measurement]:
     if not runs:
         raise InputError(f"{path}: has a header but no runs; add one row per measured run")
     return runs
+
+
+def history_measurements(
+    store: Store, job: str
+) -> tuple[list[Measurement], list[Measurement], int]:
+    """The job's runs as the model takes them: the fitted (successful, sized) runs, the failed
+    runs (floors, never fitted), and how many runs are not fitted. One query, no JSON read."""
+    points, unsized = store.points(job)
+    fitted = [
+        Measurement(s, peak, swap, seconds) for s, peak, swap, code, seconds in points if not code
+    ]
+    # A failed run's peak is only a lower bound; one with no peak says nothing.
+    failed = [Measurement(s, peak) for s, peak, _, code, _ in points if code and peak > 0]
+    return fitted, failed, unsized + len(points) - len(fitted)
 
 
 def _number(path: str, line: int, column: str, text: str) -> float:

@@ -37,7 +37,8 @@ FEW_SIZES = 5
 # Exponents of the growth term: Extra-P's rationals up to 3 (a dense 3-D grid is n^3;
 # anything steeper seen on a few sizes is noise), times log2(x) or not.
 EXPONENTS = tuple(
-    Fraction(text) for text in "1/4 1/3 1/2 2/3 3/4 1 5/4 4/3 3/2 5/3 7/4 2 9/4 7/3 5/2 8/3 3".split()
+    Fraction(text)
+    for text in "1/4 1/3 1/2 2/3 3/4 1 5/4 4/3 3/2 5/3 7/4 2 9/4 7/3 5/2 8/3 3".split()
 )
 LOG_POWERS = (0, 1)
 PLUS_LINEAR = (Fraction(3, 2), Fraction(2), Fraction(3))  # leading terms with a linear part
@@ -388,7 +389,9 @@ def _forward(
     found: list[list[Forward]] = [[] for _ in terms]
     for k in range(max(2, n - MAX_PREFIXES), n):  # fit on the k smallest, predict the rest
         later = s[k:]
-        for i, (term, params) in enumerate(zip(terms, _fit_terms(terms, s[:k], scale), strict=True)):
+        for i, (term, params) in enumerate(
+            zip(terms, _fit_terms(terms, s[:k], scale), strict=True)
+        ):
             predicted = _evaluate(term, params, scale, later.x, floor)
             for size, actual, guess in zip(later.x, later.y, predicted, strict=True):
                 growth = guess - params[0]
@@ -437,7 +440,10 @@ def _noise(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def _scatter(
-    terms: Sequence[Term], params: Sequence[tuple[float, ...]], s: _Sizes, scale: float,
+    terms: Sequence[Term],
+    params: Sequence[tuple[float, ...]],
+    s: _Sizes,
+    scale: float,
     noise: float | None,
 ) -> float:
     """How far runs stray, relative: the repeats' noise, or without repeats the best
@@ -498,7 +504,9 @@ def fit(
     visible = VISIBLE_SIGMAS * _scatter(terms, params, rise, scale, noise)
     forward = _forward(terms, rise, scale, floor, visible)
     fits = [
-        ShapeFit(None, (max(rise.mean(), floor),), scale, 0.0, _rms(constant), forward=tuple(constant)),
+        ShapeFit(
+            None, (max(rise.mean(), floor),), scale, 0.0, _rms(constant), forward=tuple(constant)
+        ),
         *(
             ShapeFit(t, p, scale, floor, _rms(f), forward=tuple(f))
             for t, p, f in zip(terms, params, forward, strict=True)
@@ -570,15 +578,11 @@ def _rank(fits: list[ShapeFit], noise: float | None) -> list[ShapeFit]:
     if NO_EVIDENCE_STEEPEST and all(f.forward_error is None for f in fits if f.term is not None):
         ranked = sorted(fits, key=lambda f: (not _ordinary(f), -f.growth_order))
     else:
-        ranked = sorted(
-            fits, key=lambda f: (not admissible(f), score(f), abs(f.growth_order - 1))
-        )
+        ranked = sorted(fits, key=lambda f: (not admissible(f), score(f), abs(f.growth_order - 1)))
     # Plausible: not ruled out. Growth that is not shown cannot be the best fit,
     # but while the data do not rule it out it widens the range (and earns the warning).
     limit = PLAUSIBLE_FACTOR * score(ranked[0]) + NOISE_WIDENING * (noise or 0.0)
-    return [
-        replace(f, plausible=f.forward_error is None or score(f) <= limit) for f in ranked
-    ]
+    return [replace(f, plausible=f.forward_error is None or score(f) <= limit) for f in ranked]
 
 
 def _model_warnings(

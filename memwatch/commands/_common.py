@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..backend import BACKEND_CHOICES
-from ..history import DEFAULT_ENV
+from ..errors import HistoryError, HistoryUnavailable, UsageError
+from ..history import DEFAULT_ENV, Store, open_history
 from ..report import parse_size
 from ..run import interval_problem
+from ..spool import default_dir
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,35 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_history_option(p: argparse.ArgumentParser) -> None:
-    """--history, for every subcommand that reads or records runs."""
+def add_history_option(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    """--history, for every subcommand that reads or records runs.
+
+    ``default=argparse.SUPPRESS`` in an action's parser (`history sync`) keeps the value
+    given before the action: argparse lets a subparser's default overwrite it.
+    """
     p.add_argument(
         "--history",
-        metavar="PATH",
-        help=f"run history database (default ${DEFAULT_ENV}, else "
+        default=default,
+        metavar="PATH|URL",
+        help=f"run history: a SQLite file, or postgresql://user@host:port/db for one history "
+        f"shared by many machines (default ${DEFAULT_ENV}, else "
         "$XDG_DATA_HOME/memwatch/history.sqlite)",
     )
+
+
+def history_ready(location: str | None) -> Store:
+    """The history a job's runs go to, checked before the job starts, as --json is.
+
+    A history that cannot take runs (a directory, a FIFO, a read-only or corrupt file,
+    another program's database) is a usage error now. One that is only unreachable for
+    the moment (a database server down, a lock held) is said, and the runs wait in the
+    spool (memwatch.spool) until a later run or `memwatch history sync` sends them.
+    """
+    store = open_history(location)
+    try:
+        store.check()
+    except HistoryUnavailable as err:
+        say(f"memwatch: warning: {err}; runs will wait in the spool {default_dir()}")
+    except HistoryError as err:
+        raise UsageError(f"--history: {err}") from None
+    return store

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..errors import FitError
-from ..history import History, default_path
+from ..history import open_history
 from ._advice import FIT_EPILOG, add_fit_options, advise, check_fit_outputs
 from ._common import Command, add_history_option
 
@@ -20,31 +20,19 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Fit the job's successful runs (failed ones are floors) and print the advice."""
-    from ..fitreport import format_sizes_table
-    from ..model import Measurement
+    from ..fitreport import format_sizes_table, history_measurements
 
     check_fit_outputs(args)
-    store = History(args.history or default_path())
-    runs = store.runs(args.job)
-    if not runs:
+    store = open_history(args.history)
+    measurements, failed, skipped = history_measurements(store, args.job)
+    if not (measurements or skipped):
         known = store.jobs()
         raise FitError(
-            f"no runs recorded for job {args.job!r} in {store.path}"
+            f"no runs recorded for job {args.job!r} in {store.location}"
             + (f" (jobs there: {', '.join(known)})" if known else "")
             + f"; record some with memwatch sweep --job {args.job} or "
             f"memwatch run --job {args.job} --size N -- CMD"
         )
-    measurements = [
-        Measurement(r.size, r.peak_bytes, r.swap_suspected, r.duration_s)
-        for r in runs
-        if r.size is not None and r.exit_status == 0
-    ]
-    failed = [
-        Measurement(r.size, r.peak_bytes)
-        for r in runs
-        if r.size is not None and r.exit_status != 0 and r.peak_bytes > 0
-    ]
-    skipped = len(runs) - len(measurements)
     advice = advise(args, measurements, title=args.job, lower_bounds=failed)
     if args.json:
         print(json.dumps(advice.json(), indent=2))

@@ -6,12 +6,21 @@ import argparse
 import dataclasses
 import os
 
-from ..errors import HistoryError, OutputError, UsageError
-from ..history import History, default_path
+from ..errors import OutputError, UsageError
+from ..history import new_entry
 from ..report import SampleWriter, check_writable, format_human, write_json
 from ..run import measure
+from ..spool import deliver
 from ..types import RunSummary
-from ._common import Command, add_history_option, add_measure_options, command_of, say, size
+from ._common import (
+    Command,
+    add_history_option,
+    add_measure_options,
+    command_of,
+    history_ready,
+    say,
+    size,
+)
 
 DESCRIPTION = """\
 Run CMD exactly as it would run without memwatch (same stdin, stdout, stderr and exit
@@ -91,17 +100,21 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         raise UsageError("no command given: memwatch -- CMD [ARGS...] (see 'memwatch run --help')")
     _check_outputs(args)
+    store = history_ready(args.history) if args.job is not None else None
     summary = _measure(args, command)
     failed = _export(args, summary)
     # The history first: a --json that cannot be written must not cost the recorded run.
-    if args.job is not None:
+    if store is not None:
         try:
-            History(args.history or default_path()).record(summary, args.job)
-        except HistoryError as err:
-            # Recording is a side effect of --job: the run itself and its status stand.
-            summary = dataclasses.replace(
-                summary, warnings=(*summary.warnings, f"not recorded in the history: {err}")
-            )
+            spooled = deliver(store, new_entry(summary, args.job))
+        except OutputError as err:  # neither the history nor the spool took the run
+            failed.insert(0, err)
+        else:
+            if spooled:
+                # The run and its status stand; where its record waits is said even with -q.
+                summary = dataclasses.replace(summary, warnings=(*summary.warnings, spooled))
+                if args.quiet:
+                    say(f"memwatch: warning: {spooled}")
     if args.json:
         try:
             write_json(summary, args.json)

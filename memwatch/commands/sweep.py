@@ -9,10 +9,11 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import HistoryError, UsageError
-from ..history import History, default_path
+from ..errors import OutputError, UsageError
+from ..history import Store, new_entry
 from ..limits import MAX_FRACTION, REFUSE_EXTRAPOLATION, START_FRACTION
 from ..report import describe_ending, human_bytes, json_number, parse_duration, size_text
+from ..spool import default_dir, deliver
 from ..sweep import SweepRun, substitute, sweep
 from ._advice import FIT_EPILOG, add_fit_options, advise, budget_of, check_fit_outputs
 from ._common import (
@@ -20,6 +21,7 @@ from ._common import (
     add_history_option,
     add_measure_options,
     command_of,
+    history_ready,
     say,
     size,
 )
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
     command = command_of(args)
     _check(args, command)
     job = args.job or " ".join(command)
-    store = History(args.history or default_path())
+    store = history_ready(args.history)
     started = time.monotonic()
     listed = None if args.target is not None else len(args.sizes)
     progress = _Progress(args.repeat, store, job, started, listed)
@@ -172,9 +174,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.target is None:
         runs = sweep(command, args.sizes, args.repeat, warmup=not args.no_warmup, **options)
-        return _report(args, runs, progress, store, job)
+        return _report(args, runs, progress, job)
     runs, outcome = _adaptive(args, command, options)
-    return _report(args, runs, progress, store, job, outcome, time.monotonic() - started)
+    return _report(args, runs, progress, job, outcome, time.monotonic() - started)
 
 
 def _adaptive(
@@ -226,7 +228,6 @@ def _report(
     args: argparse.Namespace,
     runs: list[SweepRun],
     progress: _Progress,
-    store: History,
     job: str,
     outcome: Outcome | None = None,
     total_s: float = 0.0,
@@ -247,7 +248,10 @@ def _report(
             )
     stopped = progress.last.stopping_signal if progress.last else None
     if stopped is not None:
-        say(f"memwatch: sweep stopped after {len(runs)} run(s); they are in the history")
+        where = "they are in the history"
+        if progress.spooled or progress.history_errors:
+            where = progress.where()
+        say(f"memwatch: sweep stopped after {len(runs)} run(s); {where}")
         return 128 + stopped
     floors = [r.measurement for r in failed]
     if args.target is not None and args.target not in args.at:
@@ -267,8 +271,7 @@ def _report(
         print(advice.text() + "".join(f"\nerror: {message}" for message in advice.refused))
         if outcome is not None:
             print(_adaptive_text(args, runs, outcome, total_s))
-    if not progress.history_errors:
-        say(f"memwatch: recorded as job {job!r} in {store.path}")
+    say(f"memwatch: {progress.where()}")
     return 1 if failed or progress.history_errors or advice.refused else 0
 
 
@@ -384,7 +387,7 @@ class _Progress:
     """Says each run's start and peak on stderr and records each fitted run as it ends."""
 
     def __init__(
-        self, repeat: int, store: History, job: str, started: float, sizes: int | None
+        self, repeat: int, store: Store, job: str, started: float, sizes: int | None
     ) -> None:
         self.repeat = repeat
         self.store = store
@@ -392,7 +395,8 @@ class _Progress:
         self.started = started
         self.total = None if sizes is None else sizes * repeat  # unknown when memwatch picks
         self.done = 0  # fitted runs ended so far
-        self.history_errors: list[str] = []
+        self.history_errors: list[str] = []  # runs neither the history nor the spool took
+        self.spooled = 0
         self.last: SweepRun | None = None  # warm-up included: did a signal stop it?
 
     def _step(self, rep: int) -> str:
@@ -419,11 +423,27 @@ class _Progress:
             return
         self.done += 1
         try:
-            self.store.record(s, self.job)
-        except HistoryError as err:
+            spooled = deliver(self.store, new_entry(s, self.job))
+        except OutputError as err:
             if not self.history_errors:
                 say(f"memwatch: warning: not recorded in the history: {err}")
             self.history_errors.append(str(err))
+            return
+        if spooled and not self.spooled:
+            say(f"memwatch: warning: {spooled}")
+        self.spooled += bool(spooled)
+
+    def where(self) -> str:
+        """Where the sweep's runs are: the history, the spool, or (some) nowhere."""
+        recorded = f"recorded as job {self.job!r} in {self.store.location}"
+        if self.spooled:
+            recorded = (
+                f"{self.spooled} run(s) of job {self.job!r} wait in the spool {default_dir()} "
+                f"for memwatch history sync --history {self.store.location}"
+            )
+        if self.history_errors:
+            recorded = f"{len(self.history_errors)} run(s) not recorded; see the warning above"
+        return recorded
 
 
 COMMAND = Command(

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -196,9 +197,10 @@ def cli(tmp_path: Path, started: list[subprocess.Popen[str]]) -> Any:
     every job it runs); ``wait=False`` returns the running process instead.
     """
     history = tmp_path / "history.sqlite"
+    spool = tmp_path / "spool"
 
     def run(*args: str, wait: bool = True, in_cgroup: Cgroup | None = None) -> Any:
-        env = {**os.environ, "MEMWATCH_HISTORY": str(history)}
+        env = {**os.environ, "MEMWATCH_HISTORY": str(history), "MEMWATCH_SPOOL": str(spool)}
         cmd = [sys.executable, "-m", "memwatch", *args]
         if in_cgroup is not None:
             cmd = ["sh", "-c", f'echo $$ > {in_cgroup.procs} && exec "$@"', "sh", *cmd]
@@ -282,3 +284,82 @@ def start_server(
         if proc.poll() is None:
             break  # running but never ready: another port will not help
     pytest.fail(f"{name} did not become ready:\n{log.read_text()}")
+
+
+@dataclass
+class PgServer:
+    """A PostgreSQL server of the test session's own, in a temporary directory."""
+
+    bindir: Path
+    data: Path
+    port: int
+    user: str | None  # the OS user the server runs as (postgres when the tests run as root)
+
+    def ctl(self, *args: str) -> None:
+        log = self.data.parent / "server.log"
+        subprocess.run(
+            [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(log), *args],
+            check=True,
+            capture_output=True,
+            user=self.user,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.ctl("-w", "-o", options, "start")
+
+    def stop(self) -> None:
+        self.ctl("-w", "-m", "fast", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://memwatch@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer]:
+    """A real PostgreSQL server (Debian's postgresql package): initdb + pg_ctl on a free port."""
+    ctls = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    need(bool(ctls), "needs PostgreSQL server binaries in /usr/lib/postgresql/*/bin (see .ci/run)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        need(False, "needs psycopg 3: pip install 'memwatch[postgres]'")
+    user = "postgres" if os.geteuid() == 0 else None  # initdb refuses to run as root
+    top = Path(tempfile.mkdtemp(prefix="memwatch-pg-"))
+    if user:
+        shutil.chown(top, user)
+    server = PgServer(ctls[-1].parent, top / "data", free_port(), user)
+    try:
+        subprocess.run(
+            [str(server.bindir / "initdb"), "-D", str(server.data), "-U", "memwatch"]
+            + ["--auth=trust", "--encoding=UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+            user=user,
+            timeout=300,
+        )
+        for attempt in range(3):
+            try:
+                server.start()
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    pytest.fail(f"PostgreSQL did not start:\n{(top / 'server.log').read_text()}")
+                server.port = free_port()  # the port was taken in between: another one
+        yield server
+    finally:
+        if (server.data / "postmaster.pid").exists():
+            server.ctl("-m", "immediate", "stop")
+        shutil.rmtree(top)
+
+
+@pytest.fixture
+def pg_url(postgres: PgServer) -> str:
+    """The URL of a new, empty database on the session's server, for this test alone."""
+    import psycopg
+
+    name = f"test_{os.getpid()}_{int(time.monotonic_ns())}"
+    with psycopg.connect(postgres.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres.url(name)

@@ -1,4 +1,4 @@
-"""Many real memwatch processes writing one history at the same moment lose no run."""
+"""Many real memwatch processes writing one history (SQLite, PostgreSQL) at once lose no run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from memwatch.history import History
+from memwatch.history import History, open_history
 
 from .conftest import REPO
 
@@ -19,11 +19,11 @@ from .conftest import REPO
 # times. Readers check that they only ever see whole runs, in id order.
 CHILD = """
 import os, sys
-from memwatch.history import History
+from memwatch.history import open_history
 from memwatch.types import Bounds, Peak, RunSummary
 
 path, role, index, count, ready, gun = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
-history = History(path)
+history = open_history(path)
 os.write(ready, b".")
 os.read(gun, 1)
 if role == "write":
@@ -36,7 +36,7 @@ if role == "write":
             bounds=Bounds(int(size) << 20, int(size) << 20), ru_maxrss_bytes=None,
             swap_suspected=False, size=size,
         )
-        print(history.record(summary, job=f"job{index % 4}"), flush=True)
+        print(history.record(summary, job=f"job{index % 4}", host=f"host{index}"), flush=True)
 else:
     for _ in range(count):
         runs = history.runs()
@@ -47,7 +47,7 @@ else:
 
 
 def run_at_once(
-    path: Path, roles: list[tuple[str, int]], started: list[subprocess.Popen[str]]
+    path: Path | str, roles: list[tuple[str, int]], started: list[subprocess.Popen[str]]
 ) -> list[str]:
     """Start one child per (role, count), release them together; each one's stdout."""
     ready_r, ready_w = os.pipe()
@@ -95,22 +95,30 @@ def run_at_once(
     return outputs
 
 
-def test_sixteen_processes_recording_into_a_new_file_lose_no_run(tmp_path, started):
-    path = tmp_path / "new-dir" / "history.sqlite"  # the directory is made concurrently too
-    outputs = run_at_once(path, [("write", 1)] * 16, started)
-    ids = {int(out): index * 1000.0 for index, out in enumerate(outputs)}
-    runs = History(str(path)).runs()
+def sixteen_writers_lose_no_run(location: str, started: list[subprocess.Popen[str]]) -> None:
+    outputs = run_at_once(location, [("write", 1)] * 16, started)
+    uids = {out.strip(): (index * 1000.0, f"host{index}") for index, out in enumerate(outputs)}
+    runs = open_history(location).runs()
     assert len(runs) == 16
-    assert {r.id: r.size for r in runs} == ids
-    assert History(str(path)).jobs() == ["job0", "job1", "job2", "job3"]
+    assert {r.uid: (r.size, r.host) for r in runs} == uids
+    assert open_history(location).jobs() == ["job0", "job1", "job2", "job3"]
+
+
+def test_sixteen_processes_recording_into_a_new_file_lose_no_run(tmp_path, started):
+    # The directory is made concurrently too.
+    sixteen_writers_lose_no_run(str(tmp_path / "new-dir" / "history.sqlite"), started)
+
+
+def test_sixteen_hosts_recording_into_a_new_postgresql_history_lose_no_run(pg_url, started):
+    sixteen_writers_lose_no_run(pg_url, started)
 
 
 def test_readers_during_concurrent_writes_see_whole_runs_and_never_fail(tmp_path, started):
     path = tmp_path / "history.sqlite"
     outputs = run_at_once(path, [("write", 10)] * 8 + [("read", 20)] * 4, started)
-    written = [int(line) for out in outputs[:8] for line in out.split()]
+    written = [line for out in outputs[:8] for line in out.split()]
     assert len(set(written)) == 80
-    assert sorted(r.id for r in History(str(path)).runs()) == sorted(written)
+    assert sorted(r.uid for r in History(str(path)).runs()) == sorted(written)
     for out in outputs[8:]:
         seen = [int(line) for line in out.split()]
         assert seen == sorted(seen)

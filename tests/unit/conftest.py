@@ -566,7 +566,8 @@ def run_summary() -> Callable[..., RunSummary]:
 
 @pytest.fixture(autouse=True)
 def private_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No test writes to the user's own run history."""
+    """No test writes to the user's own run history, nor to their spool."""
     path = tmp_path / "history.sqlite"
     monkeypatch.setenv("MEMWATCH_HISTORY", str(path))
+    monkeypatch.setenv("MEMWATCH_SPOOL", str(tmp_path / "spool"))
     return path

@@ -289,7 +289,7 @@ def test_the_documented_example_message():
         ),
         (
             "history: ''\n" + ONE_ENTRY,
-            'm.yaml:1: history: must be a path (got "")',
+            'm.yaml:1: history: must be a path or a postgresql:// URL (got "")',
         ),
         (
             "watch:\n  - name: a\n    pid: 0\n",

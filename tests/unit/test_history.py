@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import tempfile
 import time
@@ -18,7 +20,14 @@ import pytest
 
 from memwatch import history
 from memwatch.errors import HistoryError
-from memwatch.history import APPLICATION_ID, History, HistoryRun, default_path
+from memwatch.history import (
+    APPLICATION_ID,
+    History,
+    HistoryRun,
+    default_path,
+    new_entry,
+    open_history,
+)
 from memwatch.report import to_json
 
 NOBODY = 65534
@@ -64,11 +73,11 @@ def test_a_recorded_run_reads_back_with_every_field(tmp_path, run_summary):
     )
     store = History(str(tmp_path / "history.sqlite"))
     before = time.time()
-    run_id = store.record(summary, job="train")
+    uid = store.record(summary, job="train", host="node7")
     after = time.time()
     [run] = store.runs()
     assert run == HistoryRun(
-        id=run_id,
+        id=1,
         recorded_at=run.recorded_at,
         job="train",
         size=2000.0,
@@ -79,8 +88,16 @@ def test_a_recorded_run_reads_back_with_every_field(tmp_path, run_summary):
         duration_s=summary.duration_s,
         source="cgroup",
         command=("python3", "train.py", "--rows", "1000000"),
+        host="node7",
+        uid=uid,
     )
     assert before <= run.recorded_at <= after
+
+
+def test_the_host_defaults_to_this_machines_name(tmp_path, run_summary):
+    store = History(str(tmp_path / "history.sqlite"))
+    store.record(run_summary(), job="train")
+    assert [r.host for r in store.runs()] == [socket.gethostname()]
 
 
 def test_a_run_without_size_stores_null(tmp_path, run_summary):
@@ -102,14 +119,15 @@ def test_the_file_is_marked_as_a_memwatch_history_with_a_rollback_journal(tmp_pa
     path = tmp_path / "history.sqlite"
     History(str(path)).record(run_summary(), job="train")
     assert sql(path, "PRAGMA application_id") == [(APPLICATION_ID,)]
-    assert sql(path, "PRAGMA user_version") == [(1,)]
+    assert sql(path, "PRAGMA user_version") == [(2,)]
     assert sql(path, "PRAGMA journal_mode") == [("delete",)]
 
 
 def test_runs_are_oldest_first_and_filter_by_job(tmp_path, run_summary):
     store = History(str(tmp_path / "history.sqlite"))
-    ids = [store.record(run_summary(size=float(n)), job=job) for n, job in enumerate("abab")]
-    assert [r.id for r in store.runs()] == ids
+    uids = [store.record(run_summary(size=float(n)), job=job) for n, job in enumerate("abab")]
+    assert [r.uid for r in store.runs()] == uids
+    assert [r.id for r in store.runs()] == [1, 2, 3, 4]
     assert [r.size for r in store.runs("b")] == [1.0, 3.0]
     assert store.runs("nope") == []
 
@@ -191,7 +209,7 @@ def test_a_history_from_a_newer_memwatch_is_refused_and_left_alone(tmp_path, run
     History(str(path)).record(run_summary(), job="train")
     sql(path, "PRAGMA user_version = 3")
     expected = (
-        f"{path} was written by a newer memwatch (schema 3, this one knows 1); upgrade memwatch"
+        f"{path} was written by a newer memwatch (schema 3, this one knows 2); upgrade memwatch"
     )
     assert refusals(path, run_summary, jobs_too=True) == [expected] * 3
 
@@ -270,3 +288,97 @@ def test_an_unreadable_file_is_a_history_error_with_the_os_reason(owner_dir, run
     with pytest.raises(HistoryError) as err:
         History(str(path)).record(run_summary(), job="train")
     assert str(err.value) == f"cannot write history {path}: {path}: Permission denied"
+
+
+def test_a_run_added_again_is_stored_once(tmp_path, run_summary):
+    store = History(str(tmp_path / "history.sqlite"))
+    entry = new_entry(run_summary(size=2.0), job="train")
+    assert store.add([entry]) == 1
+    assert store.add([entry, new_entry(run_summary(size=3.0), job="train")]) == 1
+    assert [r.size for r in store.runs()] == [2.0, 3.0]
+    assert store.entries("train")[0] == dataclasses.replace(
+        entry, run=dataclasses.replace(entry.run, id=1)
+    )
+
+
+def test_points_are_the_sized_runs_and_the_count_of_unsized_ones(tmp_path, run_summary):
+    store = History(str(tmp_path / "history.sqlite"))
+    store.record(run_summary(size=2.0, swap_suspected=True), job="train")
+    store.record(run_summary(size=None), job="train")
+    store.record(run_summary(size=4.0, exit_code=3), job="train")
+    store.record(run_summary(size=5.0), job="etl")
+    peak, seconds = run_summary().peak.total_bytes, run_summary().duration_s
+    assert store.points("train") == (
+        [(2.0, peak, True, 0, seconds), (4.0, peak, False, 3, seconds)],
+        1,
+    )
+    assert store.points("nope") == ([], 0)
+
+
+# The schema 1 table exactly as memwatch 0.1.0 created it.
+SCHEMA_1 = (
+    "CREATE TABLE runs (id INTEGER PRIMARY KEY, recorded_at REAL NOT NULL, job TEXT NOT NULL, "
+    "size REAL, peak_bytes INTEGER NOT NULL, exit_status INTEGER NOT NULL, oom_killed INTEGER "
+    "NOT NULL, swap_suspected INTEGER NOT NULL, duration_s REAL NOT NULL, source TEXT NOT NULL, "
+    "command TEXT NOT NULL, summary TEXT NOT NULL)",
+    "CREATE INDEX runs_by_job ON runs (job, id)",
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    "PRAGMA user_version = 1",
+    "INSERT INTO runs VALUES (NULL, 1.5, 'old', 10, 4096, 0, 0, 0, 2.5, 'cgroup', '[\"x\"]', '{}')",
+)
+
+
+def test_a_schema_1_history_is_read_as_it_is_and_upgraded_by_the_first_write(tmp_path, run_summary):
+    path = tmp_path / "history.sqlite"
+    sql(path, *SCHEMA_1)
+    before = files(tmp_path)
+    [old] = History(str(path)).runs()
+    assert (old.job, old.size, old.host, old.uid) == ("old", 10.0, "", "")
+    assert files(tmp_path) == before  # a read never writes
+    History(str(path)).record(run_summary(), job="new", host="n1")
+    old_after, new = History(str(path)).runs()
+    assert (old_after.job, old_after.host, new.job, new.host) == ("old", "", "new", "n1")
+    assert len(old_after.uid) == 32 and old_after.uid != new.uid
+    assert sql(path, "PRAGMA user_version") == [(2,)]
+
+
+def corrupt_page_holding(path: Path, marker: bytes) -> None:
+    """Flip two bytes of the header of the page holding ``marker``: SQLite notices only when
+    it reads that page."""
+    data = bytearray(path.read_bytes())
+    page_start = data.index(marker) // 4096 * 4096
+    data[page_start + 8] ^= 0x5A
+    data[page_start + 9] ^= 0x11
+    path.write_bytes(bytes(data))
+
+
+def test_a_bit_flipped_history_refuses_writes_as_reads_do(tmp_path, run_summary):
+    path = tmp_path / "history.sqlite"
+    store = History(str(path))
+    store.record(run_summary(command=("first-run-marker",)), job="train")
+    for n in range(30):  # several pages of runs: a new run goes to the last one
+        store.record(run_summary(size=float(n)), job="train")
+    corrupt_page_holding(path, b"first-run-marker")
+    before = files(tmp_path)
+    for call in (lambda: store.record(run_summary(), job="train"), store.check, store.runs):
+        with pytest.raises(HistoryError, match="is not a usable SQLite database .*malformed"):
+            call()
+    assert files(tmp_path) == before
+
+
+def test_check_creates_a_usable_history_and_refuses_what_a_write_would(tmp_path, run_summary):
+    path = tmp_path / "h" / "history.sqlite"
+    History(str(path)).check()
+    assert History(str(path)).runs() == [] and path.exists()
+    with pytest.raises(HistoryError, match="Is a directory$"):
+        History(str(tmp_path)).check()
+    (tmp_path / "notes.db").write_bytes(b"SQLite format 3\0" + bytes(100))
+    with pytest.raises(HistoryError, match="not a usable SQLite database"):
+        History(str(tmp_path / "notes.db")).check()
+
+
+def test_open_history_chooses_the_store_by_the_location(tmp_path):
+    assert type(open_history(str(tmp_path / "h.sqlite"))) is History
+    store = open_history("postgresql://me:secret@db.example:5432/runs")
+    assert type(store).__name__ == "PostgresHistory"
+    assert store.location == "postgresql://me@db.example:5432/runs"
