@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import os
+import re
 
 import pytest
 

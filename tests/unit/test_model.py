@@ -104,7 +104,9 @@ def test_curved_growth_is_not_mistaken_for_a_floor():
 def test_recommendation_widens_with_the_fits_own_forward_misses():
     # Growth that bends the fit keeps missing its larger sizes: the margin grows with
     # the distance asked for; an exact straight line keeps the user's margin.
-    bent = fit(measured(lambda n: 30 * MiB + 2000 * n**1.3 + 5e-4 * n**2.6, [1e3, 2e3, 3e3, 4e3, 5e3]))
+    bent = fit(
+        measured(lambda n: 30 * MiB + 2000 * n**1.3 + 5e-4 * n**2.6, [1e3, 2e3, 3e3, 4e3, 5e3])
+    )
     straight = fit(measured(SHAPES["linear"][0], SHAPES["linear"][1]))
     assert predict(straight, 40_000).margin == pytest.approx(0.1, abs=1e-3)
     near, far = predict(bent, 10_000).margin, predict(bent, 40_000).margin
