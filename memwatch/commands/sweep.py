@@ -51,14 +51,15 @@ how --target picks the sizes:
   smallest size, at most 4 times. Then each size is sqrt(2) times the one before
   (start x 2^(k/2); whole numbers when the target and --start are), the last capped at
   --max-size. After each run every shape is refitted. The sweep stops when the answer
-  has settled: with 5 or more sizes, the largest within 4x of the target, the plausible
-  range at the target is within --margin and the last run moved the recommendation
-  there by less than --margin. It also stops before a run above --max-size; a run whose
-  predicted memory (the top of the plausible range, or the peak grown as size^2 while
-  one size is known) exceeds the memory budget (--budget, else the memory free under the
-  cgroup limit or on this machine); or a run whose predicted time (a power law fitted
-  to the 4 largest sizes, at least linear) does not fit in what is left of
-  --time-budget. A failed run ends the sweep.
+  has settled: with 5 or more sizes, the largest at least half the target (so a sweep
+  stops early only when told a --max-size above that), the plausible range at the
+  target is within --margin and the last run moved the recommendation there by less
+  than --margin. It also stops before a run above --max-size; a run whose predicted
+  memory (the top of the plausible range, or the peak grown as size^2 while one size is
+  known) exceeds the memory budget (--budget, else the memory free under the cgroup
+  limit or on this machine); or a run whose predicted time (a power law fitted to the 4
+  largest sizes, at least linear) does not fit in what is left of --time-budget. A
+  failed run ends the sweep.
 
 """
 

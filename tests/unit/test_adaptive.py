@@ -114,7 +114,7 @@ def test_max_size_is_never_exceeded_whatever_the_target(target):
 
 def test_a_larger_max_size_is_used_only_when_given():
     job = FakeJob(lambda s: 50 * MiB + 3000 * s**1.7)
-    job.sweep(goal(3200, max_size=3200))
+    job.sweep(goal(3200, max_size=3200, margin=0.0))  # no margin: it never settles
     assert max(float(s) for s in job.sizes) > 1600
 
 
@@ -164,12 +164,15 @@ def test_the_memory_budget_stops_before_a_run_predicted_to_exceed_it():
     assert planned and all(m <= 300 * MiB for m in planned)
 
 
-def test_a_settled_answer_stops_before_max_size():
+def test_a_settled_answer_stops_a_sweep_told_to_go_beyond_half_the_target():
     job = FakeJob(SHAPES["linear"])
-    runs, stop, _ = job.sweep(goal(start=10))
+    runs, stop, choices = job.sweep(goal(max_size=3200))
     assert stop.settled, stop.reason
-    assert max(r.size for r in runs) < 1600
+    assert 1600 <= max(r.size for r in runs) < 3200
     assert 1.0 <= advice_ratio(job, runs, 3200) <= 1.5
+    # Below half the target a still answer is not yet settled.
+    early = [c for c in choices if isinstance(c, Next) and "holds still" in c.reason]
+    assert early and all(c.size <= 1600 for c in early)
 
 
 def test_whole_number_sizes_for_whole_targets_and_decimals_otherwise():
