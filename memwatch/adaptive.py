@@ -45,10 +45,10 @@ from .report import human_bytes, size_text
 
 # Sizes grow by this factor between runs. The model judges shapes by how the smaller
 # sizes predict the larger, on the largest few: at 2x steps five sizes span 16x, and a
-# step or a knee between two of them was read as gentle growth (a corpus job stepping at
-# 64-91, then linear: 0.87x its true peak at the target from sizes 32..512 at 2x steps,
-# 1.08x at sqrt(2) steps). With time linear in the size, a sweep up to half the target
-# then costs ~1.7 runs at the target, ~0.8 when it settles at a quarter of it.
+# step or a knee between two of them is read as some other growth. Replayed on the 34
+# corpus programs, 25 got within 1.0-1.5x of their true peak at 2x steps, 32 at sqrt(2)
+# steps; the sweep then costs ~2.5 runs at the target (1.4 at 2x), ~1.7 for long jobs
+# whose time is linear in the size.
 GROWTH = math.sqrt(2)
 # A run is quick when it takes at most QUICK_S, and at most this share of a time budget.
 QUICK_S = 10.0
