@@ -209,17 +209,11 @@ def print_detail(rows: list[Row]) -> None:
         print(DETAIL.format(*where, actual, rec, ratio, note))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--half", choices=("development", "held-out", "both"), default="both")
-    parser.add_argument("--detail", action="store_true", help="one row per prediction")
-    parser.add_argument("--json", metavar="PATH", help="write every prediction as JSON")
-    args = parser.parse_args(argv)
-    halves = list(HALVES) if args.half == "both" else [args.half]
+def corpus_rows(halves: list[str]) -> list[Row]:
+    """Every recommender's predictions for every workload of the halves asked."""
     with open(os.path.join(CORPUS, "split.json")) as f:
         split = json.load(f)
     runs = load_runs()
-
     rows: list[Row] = []
     for half in halves:
         for name in split[HALVES[half]]:
@@ -229,6 +223,17 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)  # fmt: skip
                 continue
             rows += predictions(name, half, kind, pattern, measured)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--half", choices=("development", "held-out", "both"), default="both")
+    parser.add_argument("--detail", action="store_true", help="one row per prediction")
+    parser.add_argument("--json", metavar="PATH", help="write every prediction as JSON")
+    args = parser.parse_args(argv)
+    halves = list(HALVES) if args.half == "both" else [args.half]
+    rows = corpus_rows(halves)
     if args.detail:
         print_detail(rows)
         print()

@@ -9,6 +9,7 @@ change that makes any of them worse fails here.
 
 import importlib.util
 import os
+import sys
 
 import pytest
 
@@ -18,15 +19,19 @@ spec = importlib.util.spec_from_file_location(
 )
 assert spec and spec.loader
 fit_corpus = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = fit_corpus  # dataclasses look their module up there
 spec.loader.exec_module(fit_corpus)
 
-# half -> (under-provisioned, median, p90, max) of recommended/actual, as frozen.
-BOUNDS = {"development": (0, 0.0, 0.0, 0.0), "held-out": (0, 0.0, 0.0, 0.0)}
+# half -> (under-provisioned, median, p90, max) of recommended/actual, as frozen. The
+# held-out figures miss issue 9's targets (none under, p90 <= 1.6, max <= 3): see the
+# README's "How good it is" for where and why.
+BOUNDS = {"development": (5, 1.15, 1.93, 4.62), "held-out": (2, 1.30, 3.69, 20.6)}
 
 
 @pytest.fixture(scope="module")
 def rows():
-    return fit_corpus.corpus_rows(["development", "held-out"], ["new"])
+    rows = fit_corpus.corpus_rows(["development", "held-out"])
+    return [r for r in rows if r.recommender == "new"]
 
 
 @pytest.mark.parametrize("half", sorted(BOUNDS))
