@@ -25,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Config, WatchEntry, WebConfig, load_config
+from .console import say
 from .errors import (
     ConfigError,
     FitError,
@@ -62,10 +63,7 @@ URL_REFRESH_S = 60.0
 
 def log(text: str) -> None:
     """One line on stderr (the journal under systemd); a closed stderr is not fatal."""
-    try:
-        print(f"memwatch: {text}", file=sys.stderr, flush=True)
-    except OSError:
-        pass
+    say(f"memwatch: {text}")
 
 
 class Server(Protocol):
@@ -620,7 +618,7 @@ def run_daemon(config_path: str, *, port: int | None = None) -> int:
         config = load_config(config_path)
     except ConfigError as err:
         for problem in err.problems:
-            print(problem, file=sys.stderr)
+            say(problem)
         log(f"error: {len(err.problems)} problem(s) in {config_path}; nothing started")
         return 1
     raise_fd_limit()

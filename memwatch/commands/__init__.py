@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .. import __version__
+from ..console import open_standard_fds
 from ..errors import MemwatchError, UsageError
 from . import check_config, daemon, fit, history, plot, predict, run, sweep
 from ._common import Command, say
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``memwatch`` command; returns the exit status."""
+    open_standard_fds()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] not in (*COMMANDS, "-h", "--help", "--version"):
         args_list.insert(0, "run")

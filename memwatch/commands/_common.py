@@ -7,11 +7,11 @@ A leaf: it imports no subcommand module, so each of them can import it (psutil's
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..backend import BACKEND_CHOICES
+from ..console import say as say  # re-exported: every subcommand prints through it
 from ..errors import HistoryError, HistoryUnavailable, UsageError
 from ..history import DEFAULT_ENV, Store, open_history
 from ..report import parse_size
@@ -29,14 +29,6 @@ class Command:
     description: str | None = None
     epilog: str | None = None
     raw: bool = False  # keep the description's and epilog's line breaks as written
-
-
-def say(text: str) -> None:
-    """Print to stderr; a closed or full stderr must not cost the command's exit status."""
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except OSError:
-        pass
 
 
 def command_of(args: argparse.Namespace) -> list[str]:
