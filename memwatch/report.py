@@ -163,12 +163,16 @@ def format_human(s: RunSummary) -> str:
 def describe_ending(s: RunSummary) -> str:
     """How the command ended, e.g. "exit status 1" or "killed by SIGKILL (exit status 137)"."""
     if s.signal is not None:
-        name = (
-            signal.Signals(s.signal).name if s.signal in signal.valid_signals() else str(s.signal)
+        killed = (
+            "killed by the OOM killer" if s.oom_killed else f"killed by {signal_name(s.signal)}"
         )
-        killed = "killed by the OOM killer" if s.oom_killed else f"killed by {name}"
         return f"{killed} (exit status {s.exit_status})"
     return f"exit status {s.exit_code}"
+
+
+def signal_name(signo: int) -> str:
+    """15 -> 'SIGTERM'; a number without a name as 'signal 99'."""
+    return signal.Signals(signo).name if signo in signal.valid_signals() else f"signal {signo}"
 
 
 def to_json(s: RunSummary) -> dict[str, Any]:

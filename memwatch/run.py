@@ -15,9 +15,11 @@ from collections.abc import Callable, Sequence
 
 from .backend import open_backend
 from .cgroup import JobCgroup
+from .console import say
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
 from .peak import resolve_peak
 from .procfs import PROC, read_vmstat
+from .report import signal_name
 from .rusage import maxrss_bytes
 from .sampler import Sampler
 from .types import RunSummary, Sample
@@ -59,29 +61,35 @@ class _SignalForwarder:
     """Passes SIGINT/TERM/HUP/QUIT sent to memwatch on to the job.
 
     The signals are blocked in every memwatch thread and collected here with
-    sigtimedwait, so memwatch itself never dies of them before the job has ended and the
+    sigwaitinfo, so memwatch itself never dies of them before the job has ended and the
     summary is written. Signals raised by the terminal (Ctrl-C, Ctrl-\\) already went to
     the whole foreground process group: they are passed on only if the job has left
     memwatch's group. (A signal sent with kill(-PGID) to the whole group reaches the job
     twice: from the sender and from memwatch; nothing tells the two kinds apart.)
-    SIGCHLD is waited for too, so the thread ends as soon as the job does.
+    SIGCHLD is waited for too, to say when the job stops (SIGSTOP, SIGTSTP).
     """
 
     WAITED = FORWARDED_SIGNALS | ({signal.SIGCHLD} if hasattr(signal, "SIGCHLD") else set())
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, say: Callable[[str], None] = say) -> None:
         self._pid = pid
+        self._say = say
         # The first stop signal memwatch received (forwarded, or delivered by the terminal
         # to the whole group): a sweep stops there even if the job caught it and exited 0.
         self.received: int | None = None
-        self._stop = threading.Event()
+        self._stopping = False
+        self._lock = threading.Lock()  # the thread cannot end between the two steps of stop()
         self._thread = threading.Thread(target=self._run, name="memwatch-signals")
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stopping = True
+            if self._thread.ident is not None:
+                # Wakes the thread's sigwaitinfo: a SIGCHLD directed at that thread alone.
+                signal.pthread_kill(self._thread.ident, signal.SIGCHLD)
         self._thread.join()
         # Drop what arrived after the job ended (nothing left to forward to), but remember it.
         while (info := signal.sigtimedwait(self.WAITED, 0)) is not None:
@@ -92,21 +100,38 @@ class _SignalForwarder:
             self.received = signo
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            info = signal.sigtimedwait(self.WAITED, 0.5)
-            if info is None:
-                continue
-            if info.si_signo == signal.SIGCHLD:
-                if os.waitid(os.P_PID, self._pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-                    return  # the job has ended
-                continue
+        # sigwaitinfo, not sigtimedwait with a timeout: when memwatch is stopped (Ctrl-Z,
+        # SIGSTOP) for longer than that timeout, CPython's sigtimedwait returns a siginfo
+        # it never filled in (Modules/signalmodule.c: EINTR past the deadline breaks out
+        # of the retry loop to fill_siginfo), and a garbage signal number was "forwarded".
+        # Runs until stop(): the job is not reaped before, so its pid is not reused.
+        while True:
+            info = signal.sigwaitinfo(self.WAITED)
             self._note(info.si_signo)
+            with self._lock:
+                if self._stopping:
+                    return
+            if info.si_signo == signal.SIGCHLD:
+                if info.si_pid == self._pid and info.si_code == os.CLD_STOPPED:
+                    self._say(
+                        f"memwatch: the command (pid {self._pid}) is stopped by "
+                        f"{signal_name(info.si_status)}; memwatch waits for it to go on "
+                        f"(kill -CONT {self._pid}) or end"
+                    )
+                continue
             if info.si_code == SI_KERNEL and self._job_in_our_group():
                 continue
-            try:
-                os.kill(self._pid, info.si_signo)
-            except ProcessLookupError:
-                pass
+            self._forward(info.si_signo)
+
+    def _forward(self, signo: int) -> None:
+        try:
+            os.kill(self._pid, signo)
+            # A stopped job acts on no signal but SIGKILL until it is continued: follow
+            # with SIGCONT, as systemd does after its KillSignal= (systemd.kill(5)). Every
+            # forwarded signal ends a job by default; to a running job SIGCONT is a no-op.
+            os.kill(self._pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
     def _job_in_our_group(self) -> bool:
         try:
@@ -384,6 +409,12 @@ def measure(
         warnings.append(
             f"{sampler.missed_ticks} sampling slots skipped: reading this tree takes longer "
             "than --interval; choose a larger one"
+        )
+    if sampler.held_up_ticks > max(2, samples // 20):
+        warnings.append(
+            f"{sampler.held_up_ticks} sampling slots skipped while memwatch itself was held "
+            "up (stopped, e.g. by Ctrl-Z, or given no CPU): between samples only the "
+            "high-water marks and the cgroup peak saw the job"
         )
     return RunSummary(
         command=tuple(command),

@@ -45,7 +45,8 @@ class Sampler:
         self.pss = pss
         self.accumulator = TreeAccumulator(pss=pss)
         self.plateaus = PlateauDetector()
-        self.missed_ticks = 0
+        self.missed_ticks = 0  # slots lost to passes slower than the interval
+        self.held_up_ticks = 0  # slots lost waking late: memwatch stopped, or starved of CPU
         self.vanished = 0
         self.unreadable: set[int] = set()
         self.escaped_cgroup: set[int] = set()
@@ -78,14 +79,18 @@ class Sampler:
     def _run(self) -> None:
         k = 1
         while not self._stop.wait(max(0.0, self._t0 + k * self.interval_s - self._clock())):
+            began = self._clock()
             try:
                 self.sample_once()
             except OSError as err:  # e.g. EMFILE: report it, keep what was measured
                 self.error = f"sampling stopped at {self._clock() - self._t0:.2f} s: {err}"
                 return
+            # Slots that passed before this pass began were lost waiting to wake (SIGSTOP,
+            # Ctrl-Z, no CPU); those that passed while it ran, to reading the tree.
+            held_up = max(0, int((began - self._t0) / self.interval_s) - k)
             due = int((self._clock() - self._t0) / self.interval_s) + 1
-            if due > k + 1:
-                self.missed_ticks += due - k - 1
+            self.held_up_ticks += held_up
+            self.missed_ticks += max(0, due - k - 1 - held_up)
             k = max(k + 1, due)
 
     def sample_once(self) -> Sample:
