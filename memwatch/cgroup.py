@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import time
 
 from .errors import CgroupUnavailable
-from .procfs import PROC, flat_keyed
+from .procfs import PROC, flat_keyed, is_running
 from .types import CgroupPeak, MemoryLimit
 
 # cgroup v1 reports "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 bytes with
 # 4 KiB pages): anything this large is no limit. v2 says "max".
 UNLIMITED_BYTES = 1 << 62
+# What JobCgroup.create names a job cgroup (memwatch-PID) and, on v2, memwatch's own leaf.
+JOB_CGROUP_NAME = re.compile(r"memwatch-([0-9]+)(-self)?")
 
 
 def _read_text(path: str) -> str:
@@ -112,6 +115,7 @@ class JobCgroup:
         self.path = path
         self.parent = parent
         self._self_leaf: str | None = None  # v2: where memwatch moved itself, if it had to
+        self.stale_removed: tuple[str, ...] = ()  # left by killed memwatches, removed by create
         self._enabled_memory = False  # v2: whether memwatch enabled +memory in its parent
 
     @property
@@ -124,6 +128,7 @@ class JobCgroup:
         """Make ``name`` inside memwatch's own memory cgroup; CgroupUnavailable says why not."""
         version, own = find_memory_cgroup(procfs)
         job = cls(version, os.path.join(own, name), own)
+        job.stale_removed = tuple(remove_stale(own, procfs))
         try:
             if version == 1:
                 _mkdir(job.path)
@@ -240,6 +245,35 @@ class JobCgroup:
             # Daemonized leftovers moved into the leaf keep it alive, and another memwatch
             # may still need the controller: leave what cannot be undone as it is.
             pass
+
+
+def remove_stale(parent: str, procfs: str = PROC) -> list[str]:
+    """Remove the empty job cgroups in ``parent`` whose memwatch is gone; their paths.
+
+    A memwatch killed with SIGKILL cannot remove its job cgroup. Its pid in the name says
+    whose it was: one whose process no longer runs is stale. A cgroup that still holds a
+    process (daemonized leftovers of the job) or a child cgroup refuses rmdir (EBUSY,
+    ENOTEMPTY) and is left as it is. A stale one whose pid was reused stays until that
+    process ends too.
+    """
+    try:
+        names = sorted(os.listdir(parent))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        match = JOB_CGROUP_NAME.fullmatch(name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        if is_running(int(match.group(1)), procfs):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            os.rmdir(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def _mkdir(path: str) -> None:

@@ -33,7 +33,8 @@ FORWARDED_SIGNALS = frozenset(
     if hasattr(signal, name)
 )
 LINUX = sys.platform.startswith("linux")
-PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 SI_KERNEL = 0x80  # si_code of signals the kernel raised itself, e.g. Ctrl-C on a terminal
 
@@ -44,17 +45,42 @@ def _subreaper(on: bool | None = None) -> bool | None:
     Orphans of the job (a grandchild that double-forks to daemonize) are reparented to
     the nearest subreaper instead of init, so they stay in the tree (prctl(2), Linux only).
     """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    if on is None:
+        flag = ctypes.c_int()
+        ok = prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0
+        return bool(flag.value) if ok else None
+    return True if prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0 else None
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl(2), looked up in memwatch (never between fork and exec: dlopen there
+    may deadlock on a lock another thread held at fork); None where there is none."""
     if not LINUX:
         return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if on is None:
-            flag = ctypes.c_int()
-            ok = libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) == 0
-            return bool(flag.value) if ok else None
-        return True if libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0 else None
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
+
+
+def _die_with_parent(prctl: Callable[..., int], parent: int) -> None:
+    """In the job, before exec: get SIGTERM when memwatch dies, even of SIGKILL.
+
+    A job whose memwatch is gone runs on unmeasured, and nobody waits for its exit status:
+    the scheduler or the user who killed memwatch believes the job ended with it. SIGTERM,
+    as if memwatch had been stopped the usual way (it forwards a SIGTERM it receives), so
+    the job may still clean up. prctl(2): the signal comes when the thread that forked
+    the job ends (measure() blocks in that thread until the job ends); it is cleared by
+    exec of a set-user-ID program; and a parent that died before the call is not seen, so
+    the parent is checked afterwards. Only the job itself gets it: descendants it started
+    get what it passes on to them, as when memwatch forwards a signal.
+    """
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _SignalForwarder:
@@ -148,6 +174,8 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     join_fd = os.open(cgroup.procs_path, os.O_WRONLY) if cgroup else None
 
+    parent, prctl = os.getpid(), _prctl()
+
     def in_child() -> None:
         # Runs between fork and exec: join the job cgroup before the command allocates
         # anything, and give it back the signal mask memwatch blocked for itself.
@@ -155,10 +183,12 @@ def _spawn(
             os.write(join_fd, str(os.getpid()).encode())
         if sigmask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, sigmask)
+        if prctl is not None:
+            _die_with_parent(prctl, parent)
 
     # Windows has no preexec_fn; where there is nothing to do between fork and exec none
     # is passed (so it stays usable there, and Python may spawn the faster way).
-    preexec = in_child if join_fd is not None or sigmask is not None else None
+    preexec = in_child if prctl or join_fd is not None or sigmask is not None else None
     path = command[0] if "/" in command[0] else shutil.which(command[0]) or command[0]
     try:
         try:
@@ -268,6 +298,11 @@ def measure(
     elif use_cgroup:
         try:
             cgroup = JobCgroup.create(f"memwatch-{os.getpid()}", procfs=procfs)
+            if cgroup.stale_removed:
+                warnings.append(
+                    f"removed {len(cgroup.stale_removed)} empty job cgroup(s) left by memwatch "
+                    f"processes that were killed: {', '.join(cgroup.stale_removed)}"
+                )
         except CgroupUnavailable as err:
             warnings.append(f"no job cgroup ({err}): the peak comes from sampling")
     oom_before = read_vmstat(("oom_kill",), procfs).get("oom_kill")

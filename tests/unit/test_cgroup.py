@@ -223,6 +223,20 @@ def test_create_v1_refuses_a_stale_cgroup_that_still_has_processes(cgroupfs_v1):
     assert cgroupfs_v1.procs(cgroupfs_v1.own / NAME) == [31337]
 
 
+def test_create_removes_empty_job_cgroups_of_memwatches_that_are_gone(cgroupfs_v1):
+    fs = cgroupfs_v1
+    for name in ("memwatch-101", "memwatch-102-self", "memwatch-103", "memwatch-777"):
+        os.mkdir(fs.own / name)
+    fs.set_procs(fs.own / "memwatch-103", [31337])  # daemonized leftovers: kept
+    (fs.procfs / "777").mkdir()  # a memwatch still running: its cgroup is its own
+    (fs.procfs / "777" / "stat").write_text("777 (memwatch) S 1 1 1 0 -1\n")
+    os.mkdir(fs.own / "memwatch-test-5")  # not a job cgroup name
+    job = JobCgroup.create(NAME, procfs=fs.procfs_path)
+    assert job.stale_removed == (str(fs.own / "memwatch-101"), str(fs.own / "memwatch-102-self"))
+    left = sorted(p.name for p in fs.own.iterdir() if p.is_dir())
+    assert left == ["memwatch-103", NAME, "memwatch-777", "memwatch-test-5"]
+
+
 def test_create_v1_without_permission_is_unavailable(cgroupfs_v1, monkeypatch):
     def denied(path, mode=0o777):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
