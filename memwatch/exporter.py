@@ -43,6 +43,7 @@ from . import __version__
 from .config import WebConfig
 from .errors import MemwatchError, OutputError
 from .plateau import RECENT_SAMPLES, swapping_recently
+from .report import valid_utf8
 from .types import JobSnapshot, RunSummary, Sample, Snapshot
 
 PUSH_TIMEOUT_S = 10.0
@@ -265,10 +266,10 @@ class LiveRun:
 
 
 def run_job_name(job: str | None, command: Sequence[str]) -> str:
-    """The job label of a run: its --job, else the command's basename."""
+    """The job label of a run: its --job, else the command's basename; valid UTF-8."""
     if job:
-        return job
-    return os.path.basename(command[0]) if command else "memwatch"
+        return valid_utf8(job)
+    return valid_utf8(os.path.basename(command[0])) if command else "memwatch"
 
 
 def run_metrics(summary: RunSummary, job: str, completed_at_unix_s: float) -> list[Metric]:

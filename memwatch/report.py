@@ -170,6 +170,16 @@ def describe_ending(s: RunSummary) -> str:
     return f"exit status {s.exit_code}"
 
 
+def valid_utf8(text: str) -> str:
+    """``text`` with the bytes that were not UTF-8 shown as U+FFFD.
+
+    Arguments and file names that are not UTF-8 reach Python as lone surrogates
+    (surrogateescape), which cannot be encoded as UTF-8: sqlite, JSON parsers and
+    Prometheus label values all refuse them.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def signal_name(signo: int) -> str:
     """15 -> 'SIGTERM'; a number without a name as 'signal 99'."""
     return signal.Signals(signo).name if signo in signal.valid_signals() else f"signal {signo}"
@@ -179,11 +189,7 @@ def to_json(s: RunSummary) -> dict[str, Any]:
     """The versioned JSON summary (DESIGN.md, 'JSON summary')."""
     return {
         "schema": SCHEMA,
-        # Arguments that are not UTF-8 reach Python as lone surrogates, which strict JSON
-        # parsers reject: show them as U+FFFD instead.
-        "command": [
-            a.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for a in s.command
-        ],
+        "command": [valid_utf8(a) for a in s.command],
         "exit_code": s.exit_code,
         "signal": s.signal,
         "oom_killed": s.oom_killed,
@@ -200,9 +206,9 @@ def to_json(s: RunSummary) -> dict[str, Any]:
         "cgroup": dataclasses.asdict(s.cgroup) if s.cgroup else None,
         "swap_suspected": s.swap_suspected,
         "plateaus": [dataclasses.asdict(p) for p in s.plateaus],
-        "warnings": list(s.warnings),
+        "warnings": [valid_utf8(w) for w in s.warnings],
         "size": json_number(s.size),
-        "job": s.job,
+        "job": None if s.job is None else valid_utf8(s.job),
     }
 
 

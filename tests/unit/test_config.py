@@ -212,7 +212,7 @@ def test_every_setting_is_read(tmp_path):
     assert (config.listen_address, config.port, config.interval_s) == ("::", 9100, 2.0)
     assert config.history_path == str(tmp_path / "data" / "history.sqlite")  # from its dir
     etl, svc = config.watch
-    assert etl.selector.cmdline == re.compile(r"python .*etl\.py")
+    assert etl.selector.cmdline.pattern == r"python .*etl\.py"
     assert etl.selector.name == "python3"
     assert (etl.children, etl.interval_s, etl.pss) == (False, 0.1, True)
     # YAML 1.1 reads 1e6 (no dot) as a string: accepted as the number; repeats dropped.
@@ -307,8 +307,9 @@ def test_the_documented_example_message():
         ),
         (
             "watch:\n  - name: a\n    cmdline: 'python (.*'\n",
-            "m.yaml:3: watch[0].cmdline: not a valid regular expression: missing ), "
-            'unterminated subpattern at position 7 (got "python (.*")',
+            "m.yaml:3: watch[0].cmdline: not a regular expression RE2 can run: missing ): "
+            "python (.* (RE2 syntax, as in Prometheus: no backreferences, no lookarounds) "
+            '(got "python (.*")',
         ),
         (
             "watch:\n  - name: a\n    cgroup: /sys/fs/cgroup/system.slice/a.service\n",
@@ -700,10 +701,32 @@ def test_check_config_help_explains_the_output(capsys):
     assert "FILE:LINE: key.path: problem (got value)" in out and "exit status" in out
 
 
-def test_a_regex_python_cannot_compile_is_a_problem_not_a_crash():
-    text = "watch:\n  - name: job\n    cmdline: 'a{4294967296}'\n"
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("a{1001}", "invalid repetition size: {1001}"),  # Python's re compiles it
+        (r"(\w+) \1", r"invalid escape sequence: \1"),  # a backreference
+        ("x(?=y)", "invalid perl operator: (?="),  # a lookahead
+    ],
+    ids=["repetition", "backreference", "lookahead"],
+)
+def test_a_regex_re2_cannot_run_is_refused_with_file_line_key_and_pattern(pattern, reason):
+    text = f"watch:\n  - name: job\n    cmdline: '{pattern}'\n"
     (problem,) = problems(text)
-    assert "watch[0].cmdline: not a valid regular expression" in problem
+    assert problem.startswith(
+        f"memwatch.yaml:3: watch[0].cmdline: not a regular expression RE2 can run: {reason}"
+    )
+    assert problem.endswith(f'(got "{pattern}")')
+    assert "\n" not in problem
+
+
+def test_a_backtracking_regex_is_matched_in_linear_time():
+    # (a+)+$ took Python's re 20 s and more per pass against a hostile command line; RE2
+    # runs it, and no command line makes it backtrack.
+    config = parse_config("watch:\n  - name: job\n    cmdline: '(a+)+$'\n", "m.yaml")
+    pattern = config.watch[0].selector.cmdline
+    assert pattern.search("a" * 100_000 + "!") is None
+    assert pattern.search("xaaa") is not None
 
 
 def test_yaml_nested_too_deeply_is_a_problem_not_a_crash():
