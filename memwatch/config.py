@@ -191,10 +191,10 @@ def _read_text(path: str) -> str:
     try:
         # O_NONBLOCK: opening a FIFO would wait for a writer, and the daemon's loop with it.
         with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
-            mode = os.fstat(f.fileno()).st_mode
-            if not stat.S_ISREG(mode):
-                what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-                raise ConfigError([f"{path}: cannot read: {what}; give the config file itself"])
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ConfigError(
+                    [f"{path}: cannot read: not a regular file; give the config file itself"]
+                )
             data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise ConfigError([f"{path}: cannot read: {err.strerror or err}"]) from None
