@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
 import math
 import os
 import re
 import signal
+import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -212,19 +214,29 @@ def to_json(s: RunSummary) -> dict[str, Any]:
     }
 
 
-def write_json(s: RunSummary, path: str) -> None:
-    """Write the summary; a regular file atomically (temp file + rename), never half-written.
+STDOUT = "-"  # as an output path: standard output, as for most Unix tools
 
-    Symlinks are followed (the link stays a link), and a path that is not a regular file
-    (/dev/stdout, a FIFO) is written in place.
+
+def write_json(s: RunSummary, path: str) -> None:
+    """Write the summary to ``path`` ("-": stdout), as write_output does."""
+    write_output(json.dumps(to_json(s), indent=2) + "\n", path, "--json")
+
+
+def write_output(text: str, path: str, option: str) -> None:
+    """Write ``text``; a regular file atomically (temp file + rename), never half-written.
+
+    "-" is stdout. Symlinks are followed (the link stays a link), and a path that is not a
+    regular file (/dev/stdout, a FIFO) is written in place. OutputError names ``option``.
     """
-    text = json.dumps(to_json(s), indent=2) + "\n"
-    if os.path.exists(path) and not os.path.isfile(path):
+    if path == STDOUT:
         try:
-            with open(path, "w") as f:
-                f.write(text)
+            sys.stdout.write(text)
+            sys.stdout.flush()
         except OSError as err:
-            raise OutputError(f"cannot write --json {path}: {err.strerror}") from err
+            raise OutputError(f"cannot write {option} to stdout: {err.strerror}") from err
+        return
+    if os.path.exists(path) and not os.path.isfile(path):
+        _write_in_place(text, path, option)
         return
     target = os.path.realpath(path)
     tmp = f"{target}.tmp{os.getpid()}"
@@ -237,23 +249,50 @@ def write_json(s: RunSummary, path: str) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OutputError(f"cannot write --json {path}: {err.strerror}") from err
+        raise OutputError(f"cannot write {option} {path}: {err.strerror}") from err
+
+
+def _write_in_place(text: str, path: str, option: str) -> None:
+    try:
+        # O_NONBLOCK: a FIFO nobody reads fails at once (ENXIO) instead of blocking memwatch
+        # after the job has ended; once open, writing may wait for a slow reader.
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as err:
+        reason = "no process is reading it" if err.errno == errno.ENXIO else err.strerror
+        raise OutputError(f"cannot write {option} {path}: {reason}") from err
+    try:
+        os.set_blocking(fd, True)
+        with open(fd, "w") as f:
+            f.write(text)
+    except OSError as err:
+        raise OutputError(f"cannot write {option} {path}: {err.strerror}") from err
 
 
 def check_writable(path: str, option: str) -> None:
-    """Fail before the command starts if ``path`` cannot be written."""
-    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
-        return  # /dev/stdout, a FIFO: written in place
+    """Fail before the command starts if ``path`` cannot be written ("-" always can)."""
+    if path == STDOUT or (
+        os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path)
+    ):
+        return  # stdout, /dev/stdout, a FIFO: written in place
     target = os.path.realpath(path)
     if os.path.isdir(target):
         raise UsageError(f"{option} {path}: is a directory; give a file name")
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise UsageError(f"{option} {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK) or (
-        os.path.exists(target) and not os.access(target, os.W_OK)
-    ):
+    if os.path.exists(target) and not os.access(target, os.W_OK):
         raise UsageError(f"{option} {path}: not writable; choose another path")
+    # Make the temp file the real write will make: access(2) says yes to root everywhere,
+    # also in /proc and on a read-only mount, where creating a file then fails.
+    probe = f"{target}.tmp{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as err:
+        raise UsageError(
+            f"{option} {path}: cannot create a file in {directory} ({err.strerror}); "
+            "choose another path"
+        ) from err
 
 
 class SampleWriter:
@@ -266,15 +305,22 @@ class SampleWriter:
     def __init__(self, path: str) -> None:
         if path.endswith((".jsonl", ".ndjson")):
             self._jsonl = True
-        elif path.endswith(".csv") or (os.path.exists(path) and not os.path.isfile(path)):
-            self._jsonl = False  # CSV also to /dev/stdout, a FIFO, a pipe
+        elif (
+            path == STDOUT
+            or path.endswith(".csv")
+            or (os.path.exists(path) and not os.path.isfile(path))
+        ):
+            self._jsonl = False  # CSV also to stdout, /dev/stdout, a FIFO, a pipe
         else:
-            raise UsageError(f"--samples {path}: the name must end in .csv or .jsonl")
+            raise UsageError(f"--samples {path}: the name must end in .csv or .jsonl, or be -")
         self.path = path
         self.error: str | None = None
+        self._owned = path != STDOUT  # stdout stays open after the run
         try:
             # Kept open for the whole run and closed by close(): not a with-block.
-            self._file: IO[str] | None = open(path, "w", newline="")  # noqa: SIM115
+            self._file: IO[str] | None = (
+                open(path, "w", newline="") if self._owned else sys.stdout  # noqa: SIM115
+            )
         except OSError as err:
             raise UsageError(f"--samples {path}: {err.strerror}; choose another path") from err
         self._csv = None if self._jsonl else csv.writer(self._file)
@@ -304,7 +350,10 @@ class SampleWriter:
     def close(self) -> None:
         if self._file is not None:
             try:
-                self._file.close()
+                if self._owned:
+                    self._file.close()
+                else:
+                    self._file.flush()
             except OSError:
                 pass
             self._file = None

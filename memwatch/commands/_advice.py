@@ -7,6 +7,7 @@ with `memwatch run` must stay light.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from ..backend import machine_memory
 from ..cgroup import memory_limit
 from ..errors import FitError, UsageError
 from ..limits import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION
-from ..report import parse_bytes, size_text
+from ..report import STDOUT, check_writable, parse_bytes, size_text, write_output
 from ._common import size
 
 if TYPE_CHECKING:
@@ -98,18 +99,39 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
         metavar="MEM",
         help="also find the largest input size whose recommended allocation fits in MEM",
     )
-    p.add_argument("--json", action="store_true", help="print the fit as JSON on stdout")
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const=STDOUT,
+        metavar="PATH",
+        help="the fit as JSON: on stdout (instead of the report) when PATH is - or not "
+        "given, else written to PATH",
+    )
     p.add_argument(
         "--plot", metavar="PATH", help="draw points, fitted shapes and advice (.png/.svg/.pdf)"
     )
 
 
 def check_fit_outputs(args: argparse.Namespace) -> None:
-    """A plot that cannot be drawn (suffix, matplotlib, directory) fails before any work."""
+    """A --json or plot that cannot be written (suffix, matplotlib, directory) fails before
+    any work."""
+    if args.json is not None:
+        check_writable(args.json, "--json")
     if args.plot:
         from ..plot import check_plot_path
 
         check_plot_path(args.plot)
+
+
+def report_on_stdout(args: argparse.Namespace) -> bool:
+    """Whether stdout carries the report for people (it carries the JSON with --json -)."""
+    return bool(args.json != STDOUT)
+
+
+def write_fit_json(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """The fit's JSON to where --json says, if it says anything."""
+    if args.json is not None:
+        write_output(json.dumps(doc, indent=2) + "\n", args.json, "--json")
 
 
 @dataclass(frozen=True)

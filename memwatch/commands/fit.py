@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, UsageError
 from ..importers import FORMATS
-from ._advice import FIT_EPILOG, add_fit_options, advise, check_fit_outputs
+from ._advice import (
+    FIT_EPILOG,
+    add_fit_options,
+    advise,
+    check_fit_outputs,
+    report_on_stdout,
+    write_fit_json,
+)
 from ._common import Command
 from ._imports import add_import_options, read_records
 
@@ -43,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
     check_fit_outputs(args)
     measurements, floors = _read(args)
     advice = advise(args, measurements, title=os.path.basename(args.files[0]), lower_bounds=floors)
-    if args.json:
-        print(json.dumps(advice.json(), indent=2))
-    else:
+    write_fit_json(args, advice.json())
+    if report_on_stdout(args):
         print(format_sizes_table(measurements) + "\n" + advice.text())
     return 0
 

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from ..errors import OutputError
 from ..history import HistoryRun, open_history
-from ..report import human_bytes, json_number, size_text
+from ..report import human_bytes, json_number, size_text, valid_utf8
 from ..spool import send
 from ._common import Command, add_history_option, say
 from ._imports import add_import_options, read_records
@@ -30,7 +30,7 @@ A run is stored once, however often it is imported, copied or synced."""
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     """The options of `memwatch history` and of its actions."""
-    p.add_argument("--job", metavar="NAME", help="only this job's runs")
+    p.add_argument("--job", type=valid_utf8, metavar="NAME", help="only this job's runs")
     p.add_argument("--json", action="store_true", help="print the runs as JSON Lines")
     add_history_option(p)
     actions = p.add_subparsers(dest="action", metavar="[ACTION]")
@@ -39,14 +39,18 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_import_options(imports, job_default=argparse.SUPPRESS)
     add_history_option(imports, argparse.SUPPRESS)
     export = actions.add_parser("export", help="write the runs as CSV or JSON Lines")
-    export.add_argument("--job", default=argparse.SUPPRESS, metavar="NAME", help="only its runs")
+    export.add_argument(
+        "--job", type=valid_utf8, default=argparse.SUPPRESS, metavar="NAME", help="only its runs"
+    )
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.add_argument("-o", "--output", default="-", metavar="PATH", help="default: stdout")
     add_history_option(export, argparse.SUPPRESS)
     copy = actions.add_parser("copy", help="copy the runs of one history into another")
     copy.add_argument("source", metavar="FROM", help="a SQLite file or a postgresql:// URL")
     copy.add_argument("target", metavar="TO", help="a SQLite file or a postgresql:// URL")
-    copy.add_argument("--job", default=argparse.SUPPRESS, metavar="NAME", help="only its runs")
+    copy.add_argument(
+        "--job", type=valid_utf8, default=argparse.SUPPRESS, metavar="NAME", help="only its runs"
+    )
     sync = actions.add_parser("sync", help="send the runs waiting in the spool")
     add_history_option(sync, argparse.SUPPRESS)
 

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ..errors import FitError
 from ..history import open_history
-from ._advice import FIT_EPILOG, add_fit_options, advise, check_fit_outputs
+from ..report import valid_utf8
+from ._advice import (
+    FIT_EPILOG,
+    add_fit_options,
+    advise,
+    check_fit_outputs,
+    report_on_stdout,
+    write_fit_json,
+)
 from ._common import Command, add_history_option
 
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     """The options of `memwatch predict`."""
-    p.add_argument("--job", required=True, metavar="NAME", help="the job to fit")
+    p.add_argument("--job", type=valid_utf8, required=True, metavar="NAME", help="the job to fit")
     add_fit_options(p)
     add_history_option(p)
 
@@ -34,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
             f"memwatch run --job {args.job} --size N -- CMD"
         )
     advice = advise(args, measurements, title=args.job, lower_bounds=failed)
-    if args.json:
-        print(json.dumps(advice.json(), indent=2))
+    write_fit_json(args, advice.json())
+    if not report_on_stdout(args):
         return 0
     report = format_sizes_table(measurements) + "\n" + advice.text()
     if skipped:

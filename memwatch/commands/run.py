@@ -8,7 +8,7 @@ import os
 
 from ..errors import OutputError, UsageError
 from ..history import new_entry
-from ..report import SampleWriter, check_writable, format_human, write_json
+from ..report import SampleWriter, check_writable, format_human, valid_utf8, write_json
 from ..run import measure
 from ..spool import deliver
 from ..types import RunSummary
@@ -47,11 +47,14 @@ examples:
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     """The options of `memwatch run`."""
     add_measure_options(p)
-    p.add_argument("--json", metavar="PATH", help="write the summary as JSON to PATH")
+    p.add_argument(
+        "--json", metavar="PATH", help="write the summary as JSON to PATH (- for stdout)"
+    )
     p.add_argument(
         "--samples",
         metavar="PATH",
-        help="stream every sample to PATH (.csv or .jsonl), flushed as it is taken",
+        help="stream every sample to PATH (.csv or .jsonl; - for CSV on stdout), flushed "
+        "as it is taken",
     )
     p.add_argument(
         "--size",
@@ -61,6 +64,9 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--job",
+        # Bytes that are not UTF-8 (legal in argv) as U+FFFD: the history, the JSON and
+        # Prometheus labels take UTF-8 only.
+        type=valid_utf8,
         metavar="NAME",
         help="job name; a run with a job name is recorded in the history",
     )

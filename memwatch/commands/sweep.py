@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import time
 from typing import TYPE_CHECKING, Any
@@ -12,10 +11,25 @@ from typing import TYPE_CHECKING, Any
 from ..errors import OutputError, UsageError
 from ..history import Store, new_entry
 from ..limits import MAX_FRACTION, REFUSE_EXTRAPOLATION, START_FRACTION
-from ..report import describe_ending, human_bytes, json_number, parse_duration, size_text
+from ..report import (
+    describe_ending,
+    human_bytes,
+    json_number,
+    parse_duration,
+    size_text,
+    valid_utf8,
+)
 from ..spool import default_dir, deliver
 from ..sweep import SweepRun, substitute, sweep
-from ._advice import FIT_EPILOG, add_fit_options, advise, budget_of, check_fit_outputs
+from ._advice import (
+    FIT_EPILOG,
+    add_fit_options,
+    advise,
+    budget_of,
+    check_fit_outputs,
+    report_on_stdout,
+    write_fit_json,
+)
 from ._common import (
     Command,
     add_history_option,
@@ -135,7 +149,12 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="runs per size (default 1); repeats measure noise and widen the bound",
     )
-    p.add_argument("--job", metavar="NAME", help="job name in the history (default: CMD as typed)")
+    p.add_argument(
+        "--job",
+        type=valid_utf8,
+        metavar="NAME",
+        help="job name in the history (default: CMD as typed)",
+    )
     p.add_argument(
         "--no-warmup",
         action="store_true",
@@ -155,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     """Check, run every size (recording each run), then print the table and the advice."""
     command = command_of(args)
     _check(args, command)
-    job = args.job or " ".join(command)
+    job = args.job or valid_utf8(" ".join(command))
     store = history_ready(args.history)
     started = time.monotonic()
     listed = None if args.target is not None else len(args.sizes)
@@ -239,7 +258,7 @@ def _report(
 
     # A failed run's peak is only a lower bound: only successful runs are fitted.
     measured = [r.measurement for r in runs if r.ok]
-    if not args.json:
+    if report_on_stdout(args):
         print(format_sizes_table(measured) if measured else "no run succeeded")
         for r in failed:
             print(
@@ -258,17 +277,16 @@ def _report(
     if args.target is not None and args.target not in args.at:
         args = argparse.Namespace(**{**vars(args), "at": [*args.at, args.target]})
     advice = advise(args, measured, title=job, lower_bounds=floors, keep_going=True)
-    if args.json:
-        doc = advice.json()
-        doc["failed_runs"] = [
-            {"size": json_number(r.size), "repeat": r.repeat, "exit_status": r.summary.exit_status}
-            for r in failed
-        ]
-        doc["refused"] = list(advice.refused)
-        if outcome is not None:
-            doc["adaptive"] = _adaptive_json(args, runs, outcome, total_s)
-        print(json.dumps(doc, indent=2))
-    else:
+    doc = advice.json()
+    doc["failed_runs"] = [
+        {"size": json_number(r.size), "repeat": r.repeat, "exit_status": r.summary.exit_status}
+        for r in failed
+    ]
+    doc["refused"] = list(advice.refused)
+    if outcome is not None:
+        doc["adaptive"] = _adaptive_json(args, runs, outcome, total_s)
+    write_fit_json(args, doc)
+    if report_on_stdout(args):
         print(advice.text() + "".join(f"\nerror: {message}" for message in advice.refused))
         if outcome is not None:
             print(_adaptive_text(args, runs, outcome, total_s))
