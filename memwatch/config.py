@@ -6,12 +6,14 @@ Errors name the file, the line, the key path and the value, as
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import math
 import os
 import re
 import stat
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -95,6 +97,8 @@ class Config:
     history_path: str | None = None  # None: the default history (memwatch.history)
     web: WebConfig = field(default_factory=WebConfig)
     watch: tuple[WatchEntry, ...] = ()
+    # What works now but will not for long, one line each as problems are written.
+    warnings: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------
@@ -184,7 +188,7 @@ def parse_config(text: str, path: str) -> Config:
     config = _Reader(problems, os.path.dirname(path)).config(root)
     if problems.items:
         raise ConfigError(problems.lines())
-    return config
+    return dataclasses.replace(config, warnings=tuple(problems.lines(problems.warnings)))
 
 
 def _read_text(path: str) -> str:
@@ -213,27 +217,50 @@ def _read_text(path: str) -> str:
         raise ConfigError([f"{path}:{line}: not UTF-8 text ({err.reason})"]) from None
 
 
-class _Problems:
-    """The problems of one file; files read on the way (the web config) share the list."""
+_Item = tuple[int, int, str]  # (file rank, line, message): sorts by file, then line
 
-    def __init__(self, path: str, items: list[tuple[int, int, str]], rank: int = 0) -> None:
+
+class _Problems:
+    """The problems (and warnings) of one file; files read on the way (the web config)
+    share the lists."""
+
+    def __init__(
+        self, path: str, items: list[_Item], rank: int = 0, warnings: list[_Item] | None = None
+    ) -> None:
         self.path = path
         self.items = items
         self.rank = rank  # sorts this file's problems after those of the files before it
+        self.warnings: list[_Item] = [] if warnings is None else warnings
 
     def add(self, line: int, where: str, problem: str, got: str | None = None) -> None:
         """Record ``problem`` at 1-based ``line`` under the key path ``where``."""
         text = f"{self.path}:{line}: {where}: {problem}"
-        self.items.append((self.rank, line, text + (f" (got {got})" if got is not None else "")))
+        got_text = f" (got {got})" if got is not None else ""
+        self.items.append((self.rank, line, _redact(text + got_text)))
+
+    def warn(self, line: int, where: str, warning: str) -> None:
+        """Record something that works but will not for long (an expiring certificate)."""
+        self.warnings.append((self.rank, line, f"{self.path}:{line}: {where}: warning: {warning}"))
 
     def syntax(self, line: int, problem: str) -> None:
-        self.items.append((self.rank, line, f"{self.path}:{line}: YAML syntax: {problem}"))
+        text = f"{self.path}:{line}: YAML syntax: {problem}"
+        self.items.append((self.rank, line, _redact(text)))
 
     def other_file(self, path: str) -> _Problems:
-        return _Problems(path, self.items, self.rank + 1)
+        return _Problems(path, self.items, self.rank + 1, self.warnings)
 
-    def lines(self) -> list[str]:
-        return [text for _, _, text in sorted(self.items, key=lambda item: item[:2])]
+    def lines(self, items: list[_Item] | None = None) -> list[str]:
+        chosen = self.items if items is None else items
+        return [text for _, _, text in sorted(chosen, key=lambda item: item[:2])]
+
+
+# Anything shaped like a bcrypt hash, in any key or value, even cut short: a hash put under
+# the wrong key must not be echoed back (it can be cracked offline).
+_HASH_LIKE = re.compile(r"\$2[aby]?\$[0-9]{1,2}\$[./A-Za-z0-9]*")
+
+
+def _redact(text: str) -> str:
+    return _HASH_LIKE.sub("<a bcrypt hash, not shown>", text)
 
 
 def _compose(text: str, problems: _Problems) -> Any:
@@ -604,6 +631,9 @@ class _Reader:
         if problem:
             self.add(node, where, problem)
             return None, None
+        expiry = _expiry_warning(cert_file, time.time())
+        if expiry:
+            self.problems.warn(_line(found["cert_file"]), _key(where, "cert_file"), expiry)
         return cert_file, key_file
 
     def users(self, node: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -855,6 +885,28 @@ def _duration_s(text: str) -> float | None:
 def _no_password() -> bytes:
     # Without a callback OpenSSL would prompt on the terminal for an encrypted key.
     return b""
+
+
+CERT_EXPIRY_WARNING_S = 14 * 86400  # certbot renews 30 days ahead; 14 left means it failed
+
+
+def _expiry_warning(cert_file: str, now: float) -> str | None:
+    """Why the certificate will soon stop working (expired, or expiring within 14 days)."""
+    import ssl
+
+    try:
+        # The standard library decodes a certificate only through this test hook; without
+        # it (another Python) there is no warning, and the TLS check above still holds.
+        not_after = ssl._ssl._test_decode_cert(cert_file)["notAfter"]  # type: ignore[attr-defined]
+        expires = ssl.cert_time_to_seconds(not_after)
+    except (AttributeError, KeyError, ValueError, OSError, ssl.SSLError):
+        return None
+    day = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(expires))
+    if expires <= now:
+        return f"the certificate expired on {day}: clients will refuse it; renew it"
+    if expires - now < CERT_EXPIRY_WARNING_S:
+        return f"the certificate expires on {day}, in {(expires - now) / 86400:.0f} day(s)"
+    return None
 
 
 def _tls_problem(cert_file: str, key_file: str) -> str | None:

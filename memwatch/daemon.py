@@ -457,6 +457,8 @@ class Daemon:
                 return 1
             try:
                 self._log(f"{self._describe(self.config)}; pid {self._own_pid}")
+                for warning in self.config.warnings:
+                    self._log(warning)
                 self._notify("READY=1")
                 while not self._stopping:
                     self._step()
@@ -537,6 +539,8 @@ class Daemon:
         self._reset_schedules()  # every entry is sampled at once under the new config
         self._table.close()  # status files of processes no entry may watch any more
         self._log(f"reloaded: {self._describe(new)}")
+        for warning in new.warnings:
+            self._log(warning)
         return True
 
     def _restart_server(self, old: Config, new: Config) -> None:

@@ -12,7 +12,10 @@ anything: YAML syntax, unknown keys, every value, regexes compiled, TLS certific
 key loaded, basic auth values checked to be bcrypt hashes (never printed). Prints
 'PATH: OK (N watch entries)' on stdout, or every problem found, one per line on stderr:
 
-  FILE:LINE: key.path: problem (got value)"""
+  FILE:LINE: key.path: problem (got value)
+
+A valid file may still get warnings on stderr (a TLS certificate that expired or expires
+within 14 days): FILE:LINE: key.path: warning: ..."""
 
 EPILOG = """\
 exit status: 0 when the file is valid; 1 when it is not (or cannot be read);
@@ -38,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
         for problem in err.problems:  # file:line: first, as compilers do: editors jump there
             say(problem)
         return err.exit_code
+    for warning in config.warnings:
+        say(warning)
     count = len(config.watch)
     print(f"{args.config}: OK ({count} watch {'entry' if count == 1 else 'entries'})")
     return 0

@@ -71,7 +71,7 @@ def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("tls")
     for name in ("a", "b"):
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30"]
             + ["-subj", "/CN=localhost", "-keyout", d / f"{name}.key", "-out", d / f"{name}.crt"],
             check=True,
             capture_output=True,

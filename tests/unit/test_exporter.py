@@ -395,6 +395,25 @@ def test_unknown_users_pay_bcrypt_too(alice_hash, checkpw_calls):
     assert checkpw_calls == [b"x"]
 
 
+def test_an_unknown_user_costs_the_bcrypt_rounds_of_the_costliest_known_user(monkeypatch):
+    # Timing told which users exist: a fixed cost-10 dummy against real hashes of cost 12
+    # and 14. The cost (log2 of the rounds) of each hash checked is what decides the time.
+    cheap = bcrypt.hashpw(b"a", bcrypt.gensalt(rounds=4)).decode()
+    dear = bcrypt.hashpw(b"b", bcrypt.gensalt(rounds=5)).decode()
+    costs: list[int] = []
+    real = bcrypt.checkpw
+
+    def recording(password: bytes, hashed: bytes) -> bool:
+        costs.append(int(hashed[4:6]))
+        return real(password, hashed)
+
+    monkeypatch.setattr(exporter.bcrypt, "checkpw", recording)
+    auth = BasicAuth([("alice", cheap), ("bob", dear)])
+    assert not auth.check(header("bob", "wrong"))
+    assert not auth.check(header("mallory", "b"))  # bob's password, from an unknown user
+    assert costs == [5, 5]
+
+
 def test_the_cache_holds_no_password(alice_hash):
     auth = BasicAuth([("alice", alice_hash)])
     auth.check(header("alice", "s3cret"))
