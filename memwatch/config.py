@@ -52,7 +52,10 @@ class Selector:
 
     pid: int | None = None
     pidfile: str | None = None  # a file holding a pid, read at every pass
-    name: str | None = None  # exe basename or comm (/proc/PID/comm, 15 chars) equals this
+    # An absolute path: the executable itself; else its basename or comm (/proc/PID/comm,
+    # 15 chars), which any user can give a process of theirs.
+    name: str | None = None
+    uid: int | None = None  # the real user id the process runs as
     cmdline: Regex | None = None  # searched in the command line joined by spaces
     cgroup: str | None = None  # every process in this cgroup (path as in /proc/PID/cgroup)
     systemd_unit: str | None = None  # every process of this unit, e.g. "postgresql.service"
@@ -113,7 +116,7 @@ MAX_PID = 4194304  # PID_MAX_LIMIT on 64-bit Linux
 MAX_CONFIG_BYTES = 1 << 20
 
 TOP_KEYS = ("listen_address", "port", "interval", "history", "web", "web_config_file", "watch")
-SELECTOR_KEYS = ("pid", "pidfile", "process_name", "cmdline", "cgroup", "systemd_unit")
+SELECTOR_KEYS = ("pid", "pidfile", "process_name", "user", "cmdline", "cgroup", "systemd_unit")
 ENTRY_KEYS = (
     "name",
     *SELECTOR_KEYS,
@@ -756,6 +759,7 @@ class _Reader:
             pid=values.get("pid"),
             pidfile=values.get("pidfile"),
             name=values.get("process_name"),
+            uid=values.get("user"),
             cmdline=values.get("cmdline"),
             cgroup=values.get("cgroup"),
             systemd_unit=values.get("systemd_unit"),
@@ -769,15 +773,32 @@ class _Reader:
 
     def select_process_name(self, node: Any, where: str) -> str | None:
         name = self.string(node, where, "a process name (executable basename or comm)")
-        if name is not None and "/" in name:
+        if name is not None and "/" in name and not os.path.isabs(name):
             self.add(
                 node,
                 where,
-                "a process name, not a path: give the executable's basename",
+                "a process name or the executable's absolute path (/usr/sbin/nginx)",
                 _show(node),
             )
             return None
         return name
+
+    def select_user(self, node: Any, where: str) -> int | None:
+        """A user name or a numeric uid; a name must exist here (it is resolved once)."""
+        value = self.scalar(node, where)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32 - 1:
+            return value
+        if isinstance(value, str) and value.strip():
+            import pwd
+
+            try:
+                return pwd.getpwnam(value).pw_uid
+            except KeyError:
+                problem = "no such user on this machine (give a user name or a numeric uid)"
+        else:
+            problem = "must be a user name or a numeric uid"
+        self.add(node, where, problem, _show(node))
+        return None
 
     def select_cmdline(self, node: Any, where: str) -> Regex | None:
         return self.regex(node, where)

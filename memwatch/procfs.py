@@ -249,8 +249,8 @@ def read_cmdline(pid: int, procfs: str = PROC) -> str:
     return data.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
 
 
-def read_exe_name(pid: int, procfs: str = PROC) -> str | None:
-    """Basename of the executable (/proc/PID/exe); None for kernel threads and zombies.
+def read_exe(pid: int, procfs: str = PROC) -> str | None:
+    """Path of the executable (/proc/PID/exe); None for kernel threads and zombies.
 
     Needs ptrace read access to the process (another user's: CAP_SYS_PTRACE), so it
     raises PermissionDenied where /proc/PID/comm and stat would still be readable.
@@ -267,8 +267,20 @@ def read_exe_name(pid: int, procfs: str = PROC) -> str | None:
     except ProcessLookupError as err:
         raise ProcessGone(pid) from err
     # A binary replaced on disk (a package upgrade) while it runs reads "/usr/sbin/x (deleted)".
-    target = target.removesuffix(" (deleted)")
-    return os.path.basename(target)
+    return target.removesuffix(" (deleted)")
+
+
+def read_uid(pid: int, procfs: str = PROC) -> int:
+    """The real user id of a process (status "Uid:", first field): who started it.
+
+    Unlike comm, the executable's name or the command line, no process can set it to
+    another user's (setuid(2) needs privilege).
+    """
+    data = _read(f"{procfs}/{pid}/status", pid)
+    start = data.find(b"\nUid:")
+    if start < 0:
+        raise ProcessGone(pid)  # not a status file of a live process
+    return int(data[start + 5 : data.index(b"\n", start + 1)].split()[0])
 
 
 def read_cgroups(pid: int, procfs: str = PROC) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ what psutil's ``children(recursive=True)`` does on every call).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Protocol, TypeVar
@@ -26,10 +27,11 @@ from .procfs import (
     list_pids,
     read_cgroups,
     read_cmdline,
-    read_exe_name,
+    read_exe,
     read_pidfile,
     read_stat,
     read_stat_comm,
+    read_uid,
 )
 from .types import ProcMem
 
@@ -104,7 +106,9 @@ class ProcessView(Protocol):
 
     def comm(self, pid: int) -> str | None: ...
 
-    def exe_name(self, pid: int) -> str | None: ...
+    def exe(self, pid: int) -> str | None: ...
+
+    def uid(self, pid: int) -> int | None: ...
 
     def cmdline(self, pid: int) -> str | None: ...
 
@@ -153,6 +157,7 @@ class ProcessTable:
         self._status_read: set[int] = set()  # status read since the last refresh
         self._cmdline: dict[int, tuple[str | None, float]] = {}
         self._exe: dict[int, tuple[str | None, float]] = {}
+        self._uid: dict[int, tuple[int | None, float]] = {}
         self._cgroups: dict[int, tuple[tuple[str, ...] | None, float]] = {}
         self._pidfiles: dict[str, int | None] = {}
 
@@ -200,6 +205,7 @@ class ProcessTable:
             self._name,
             self._cmdline,
             self._exe,
+            self._uid,
             self._cgroups,
         ):
             cache.pop(pid, None)
@@ -223,7 +229,7 @@ class ProcessTable:
             self._forget(pid)
             raise
         if self._name.get(pid, name) != name:
-            for cache in (self._cmdline, self._exe, self._cgroups):
+            for cache in (self._cmdline, self._exe, self._uid, self._cgroups):
                 cache.pop(pid, None)
             self._status_read.discard(pid)
         else:
@@ -240,8 +246,11 @@ class ProcessTable:
     def comm(self, pid: int) -> str | None:
         return self._comm.get(pid)
 
-    def exe_name(self, pid: int) -> str | None:
-        return self._cached(self._exe, pid, read_exe_name)
+    def exe(self, pid: int) -> str | None:
+        return self._cached(self._exe, pid, read_exe)
+
+    def uid(self, pid: int) -> int | None:
+        return self._cached(self._uid, pid, read_uid)
 
     def cmdline(self, pid: int) -> str | None:
         return self._cached(self._cmdline, pid, read_cmdline)
@@ -292,6 +301,23 @@ def _in_unit(paths: Iterable[str], unit: str) -> bool:
     return any(p.endswith(leaf) or inner in p for p in paths)
 
 
+def _name_matches(name: str, pid: int, view: ProcessView) -> bool:
+    """A path names the executable itself; a bare name its basename or the comm.
+
+    Any user can name a process anything (prctl PR_SET_NAME, or a copy of a binary under
+    that name), so a bare name lets anyone's process join the job; the executable's path
+    cannot be faked by a user who cannot write there (and needs ptrace access to read).
+    """
+    if name.startswith("/"):
+        return view.exe(pid) == name
+    # comm is cut to 15 characters, and a process can rename itself: the executable's
+    # basename matches too (read only when comm does not, as it needs ptrace access).
+    if view.comm(pid) == name:
+        return True
+    exe = view.exe(pid)
+    return exe is not None and os.path.basename(exe) == name
+
+
 def matches(selector: Selector, pid: int, view: ProcessView) -> bool:
     """Whether the process passes every field the selector gives (cheapest checks first)."""
     given = False
@@ -303,11 +329,13 @@ def matches(selector: Selector, pid: int, view: ProcessView) -> bool:
         given = True
         if pid != view.pidfile(selector.pidfile):
             return False
+    if selector.uid is not None:
+        given = True
+        if view.uid(pid) != selector.uid:
+            return False
     if selector.name is not None:
         given = True
-        # comm is cut to 15 characters, and a process can rename itself: the executable's
-        # basename matches too (read only when comm does not, as it needs ptrace access).
-        if view.comm(pid) != selector.name and view.exe_name(pid) != selector.name:
+        if not _name_matches(selector.name, pid, view):
             return False
     if selector.cmdline is not None:
         given = True

@@ -301,9 +301,9 @@ def test_the_documented_example_message():
             '(starting with /) (got "run/a.pid")',
         ),
         (
-            "watch:\n  - name: a\n    process_name: /usr/bin/python3\n",
-            "m.yaml:3: watch[0].process_name: a process name, not a path: give the "
-            'executable\'s basename (got "/usr/bin/python3")',
+            "watch:\n  - name: a\n    process_name: bin/python3\n",
+            "m.yaml:3: watch[0].process_name: a process name or the executable's absolute "
+            'path (/usr/sbin/nginx) (got "bin/python3")',
         ),
         (
             "watch:\n  - name: a\n    cmdline: 'python (.*'\n",
@@ -362,7 +362,7 @@ def test_the_documented_example_message():
         (
             "watch:\n  - name: a\n    children: true\n",
             "m.yaml:2: watch[0]: no selector: give at least one of pid, pidfile, "
-            "process_name, cmdline, cgroup, systemd_unit",
+            "process_name, user, cmdline, cgroup, systemd_unit",
         ),
         (
             "watch:\n  - postgres\n",
@@ -466,7 +466,7 @@ def test_every_problem_is_reported_in_line_order():
         "memwatch.yaml:2: interval: must be > 0 (got -1)",
         "memwatch.yaml:5: watch[0].pid: must be a process id between 1 and 4194304 (got -3)",
         "memwatch.yaml:6: watch[0].bogus: unknown key (known keys: name, pid, pidfile, "
-        "process_name, cmdline, cgroup, systemd_unit, children, interval, pss, "
+        "process_name, user, cmdline, cgroup, systemd_unit, children, interval, pss, "
         "size_from_cmdline, sizes)",
         "memwatch.yaml:7: watch[1].name: already the name of watch[0] (line 4): names must "
         'be unique (got "a")',

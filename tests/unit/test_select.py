@@ -23,6 +23,7 @@ class View:
     stats: dict[int, tuple[int, int]]
     comms: dict[int, str] = field(default_factory=dict)
     exes: dict[int, str | None] = field(default_factory=dict)
+    uids: dict[int, int | None] = field(default_factory=dict)
     cmdlines: dict[int, str | None] = field(default_factory=dict)
     cgroup_paths: dict[int, tuple[str, ...]] = field(default_factory=dict)
     pidfiles: dict[str, int | None] = field(default_factory=dict)
@@ -32,9 +33,13 @@ class View:
         self.asked.append(("comm", pid))
         return self.comms.get(pid)
 
-    def exe_name(self, pid: int) -> str | None:
+    def exe(self, pid: int) -> str | None:
         self.asked.append(("exe", pid))
         return self.exes.get(pid)
+
+    def uid(self, pid: int) -> int | None:
+        self.asked.append(("uid", pid))
+        return self.uids.get(pid)
 
     def cmdline(self, pid: int) -> str | None:
         self.asked.append(("cmdline", pid))
@@ -284,14 +289,14 @@ def test_the_table_reads_comm_ppid_and_start_from_one_stat_read(proc):
 def test_the_table_reads_cmdline_exe_and_cgroups_of_a_process(proc):
     t = table(proc)
     assert t.cmdline(40) == "python3 job.py --size 40"
-    assert t.exe_name(40) == "python3.11"  # an upgraded binary: "(deleted)" dropped
+    assert t.exe(40) == "/usr/bin/python3.11"  # an upgraded binary: "(deleted)" dropped
     assert t.cgroups(40) == ("/jobs/a", "/system.slice/job.service", "/")
 
 
 def test_a_kernel_thread_has_no_command_line_and_no_executable(proc):
     t = table(proc)
     assert t.cmdline(2) == ""
-    assert t.exe_name(2) is None
+    assert t.exe(2) is None
 
 
 def test_a_process_gone_mid_pass_reads_as_unknown_and_leaves_at_the_next_refresh(proc):
@@ -315,7 +320,7 @@ def test_an_executable_the_kernel_refuses_reads_as_unknown(proc, monkeypatch):
 
     monkeypatch.setattr(os, "readlink", readlink)
     t = table(proc)
-    assert t.exe_name(40) is None
+    assert t.exe(40) is None
     assert select(Selector(name="python3.11"), t) == set()
 
 
