@@ -76,6 +76,8 @@ class Server(Protocol):
 
     def stop(self) -> None: ...
 
+    def update_web(self, web: WebConfig) -> None: ...
+
 
 ServerFactory = Callable[[str, int, WebConfig], Server]
 
@@ -267,7 +269,6 @@ class Daemon:
         self._own_pid = os.getpid()
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stopping = False
-        self._exit_code = 0
         self._registry: CollectorRegistry | None = None
         self._server: Server | None = None
         self._jobs: dict[str, _JobState] = {}
@@ -468,8 +469,8 @@ class Daemon:
                     self._server.stop()
         finally:
             self._table.close()
-        self._log("stopped" if self._exit_code == 0 else f"stopped (exit {self._exit_code})")
-        return self._exit_code
+        self._log("stopped")
+        return 0
 
     def _step(self) -> None:
         """Wait for a signal or the next due entry (or watchdog ping), then act on it."""
@@ -522,15 +523,17 @@ class Daemon:
             self._log(f"reload failed, the running configuration stays: {type(err).__name__}")
             return False
         old = self.config
-        serving = (new.listen_address, new.port, new.web)
-        # A TLS server is restarted at every reload, so a renewed certificate is read
-        # (the usual certbot deploy hook is `systemctl reload`).
-        if serving != (old.listen_address, old.port, old.web) or new.web.tls:
-            try:
-                self._restart_server(old, new)
-            except (MemwatchError, OSError, ValueError) as err:
-                self._log(f"reload failed, the running configuration stays: {err}")
-                return False
+        try:
+            if (new.listen_address, new.port) != (old.listen_address, old.port):
+                self._move_server(new)
+            elif self._server is not None and (new.web != old.web or new.web.tls):
+                # Certificates are read again at every reload (the usual certbot deploy
+                # hook is `systemctl reload`), into the server that keeps its socket:
+                # rebinding the port refused scrapes meanwhile.
+                self._server.update_web(new.web)
+        except (MemwatchError, OSError, ValueError) as err:
+            self._log(f"reload failed, the running configuration stays: {err}")
+            return False
         self.config = new
         names = {e.name for e in new.watch}
         self._jobs = {name: state for name, state in self._jobs.items() if name in names}
@@ -543,27 +546,12 @@ class Daemon:
             self._log(warning)
         return True
 
-    def _restart_server(self, old: Config, new: Config) -> None:
-        """Serve with the new settings; on failure the old server keeps (or again) serving."""
-        current = self._server
-        if current is None or (new.listen_address, new.port) != (old.listen_address, old.port):
-            started = self._start_server(new)  # the new address first: no gap if it fails
-            if current is not None:
-                current.stop()
-            self._server = started
-            return
-        current.stop()  # the same port: it must be free before it is bound again
-        try:
-            self._server = self._start_server(new)
-        except MemwatchError:
-            try:
-                self._server = self._start_server(old)
-            except MemwatchError as err:
-                # Serving nothing, the daemon is of no use: fail, so systemd restarts it.
-                self._server = None
-                self._log(f"error: the old server cannot serve again either ({err}): stopping")
-                self._stopping, self._exit_code = True, 1
-            raise
+    def _move_server(self, new: Config) -> None:
+        """Serve at the new address; on failure the old server keeps serving."""
+        started = self._start_server(new)  # the new address first: no gap if it fails
+        if self._server is not None:
+            self._server.stop()
+        self._server = started
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -485,8 +485,8 @@ class _Handler(MetricsHandler):
 
     def setup(self) -> None:
         super().setup()
-        # The listening socket does not handshake in accept() (one stalled client would
-        # block every other): the handshake runs here, in this connection's thread.
+        # _Server.get_request wrapped the connection without a handshake (one stalled
+        # client would block every other): it runs here, in this connection's thread.
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
 
@@ -541,9 +541,22 @@ class _Server(ThreadingHTTPServer):
         auth: BasicAuth,
     ) -> None:
         self.address_family = family
+        # Both are read per connection, so a reload swaps them without closing the socket.
         self.auth = auth
+        self.tls: ssl.SSLContext | None = None
         handler = type("MemwatchMetricsHandler", (_Handler,), {"registry": registry})
         super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        # Each connection is wrapped here, not the listening socket once, so new
+        # certificates apply to the next connection without binding the port again. The
+        # handshake runs in the connection's thread (_Handler.setup): one stalled client
+        # must not block accept().
+        conn, address = self.socket.accept()
+        context = self.tls
+        if context is not None:
+            conn = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks up the host's FQDN (a DNS query that can hang for
@@ -617,7 +630,7 @@ class MetricsServer:
         if self._server is not None:
             return
         where = f"{self.address}:{self._requested_port}"
-        context = self._tls_context() if self.web.tls else None
+        context = _tls_context(self.web) if self.web.tls else None
         try:
             infos = socket.getaddrinfo(
                 self.address, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -642,28 +655,22 @@ class MetricsServer:
             else:
                 reason = err.strerror or str(err)
             raise MetricsServerError(f"cannot listen on {where}: {reason}") from err
-        if context is not None:
-            server.socket = context.wrap_socket(
-                server.socket, server_side=True, do_handshake_on_connect=False
-            )
+        server.tls = context
         self._server = server
         self._thread = threading.Thread(
             target=_serve, args=(server,), name="memwatch-metrics", daemon=True
         )
         self._thread.start()
 
-    def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default too
-        try:
-            context.load_cert_chain(self.web.cert_file or "", self.web.key_file)
-        except (OSError, ssl.SSLError) as err:
-            reason = getattr(err, "strerror", None) or getattr(err, "reason", None) or str(err)
-            raise MetricsServerError(
-                f"cannot load TLS cert_file {self.web.cert_file} / key_file "
-                f"{self.web.key_file}: {reason}"
-            ) from err
-        return context
+    def update_web(self, web: WebConfig) -> None:
+        """Serve the next connections with ``web``'s certificates and users, on the same
+        socket (a renewed certificate must not refuse scrapes while the port is rebound).
+        Raises MetricsServerError, and changes nothing, if they cannot be loaded."""
+        context = _tls_context(web) if web.tls else None
+        auth = BasicAuth(web.basic_auth_users)
+        self.web, self._auth = web, auth
+        if self._server is not None:
+            self._server.tls, self._server.auth = context, auth
 
     def stop(self) -> None:
         """Stop serving and close the socket; idempotent."""
@@ -682,6 +689,19 @@ class MetricsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _tls_context(web: WebConfig) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # exporter-toolkit's default too
+    try:
+        context.load_cert_chain(web.cert_file or "", web.key_file)
+    except (OSError, ssl.SSLError) as err:
+        reason = getattr(err, "strerror", None) or getattr(err, "reason", None) or str(err)
+        raise MetricsServerError(
+            f"cannot load TLS cert_file {web.cert_file} / key_file {web.key_file}: {reason}"
+        ) from err
+    return context
 
 
 def fan_out_samples(
