@@ -47,7 +47,7 @@ from .hypotheses import (
     scatter,
 )
 from .limits import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION, WARN_EXTRAPOLATION
-from .report import human_bytes, size_text
+from .report import human_bytes, ratio_text, size_text
 
 FEW_SIZES = 5
 # The prior. Growth from linear to x^2 is ordinary; growth outside must be shown: its
@@ -383,7 +383,7 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
     factor = size / model.max_size
     if factor > REFUSE_EXTRAPOLATION and not force:
         raise ExtrapolationRefused(
-            f"size {size_text(size)} is {factor:.1f}x the largest measured size "
+            f"size {size_text(size)} is {ratio_text(factor)}x the largest measured size "
             f"({size_text(model.max_size)}); "
             f"beyond {REFUSE_EXTRAPOLATION:g}x memwatch will not guess: measure a larger "
             "size, or pass --force to accept a guess"
@@ -394,7 +394,7 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
     warnings = []
     if factor > WARN_EXTRAPOLATION:
         warnings.append(
-            f"extrapolating {factor:.1f}x beyond the largest measured size "
+            f"extrapolating {ratio_text(factor)}x beyond the largest measured size "
             f"({size_text(model.max_size)}): errors grow fast out there; "
             f"measure nearer to {size_text(size)}"
         )
@@ -402,7 +402,7 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
     if low > 0 and high / low > WIDE_RANGE and factor > 1:
         next_run = _next_run(model, size)
         warnings.append(
-            f"the plausible range at size {size_text(size)} spans {high / low:.1f}x "
+            f"the plausible range at size {size_text(size)} spans {ratio_text(high / low)}x "
             f"({human_bytes(round(low))} .. {human_bytes(round(high))}): measure size "
             f"{size_text(next_run.size)} next to narrow it (give it "
             f"{human_bytes(next_run.memory_bytes)}"

@@ -125,6 +125,11 @@ def json_number(x: float | None) -> float | int | None:
     return int(x) if x is not None and float(x).is_integer() and abs(x) < 2**53 else x
 
 
+def ratio_text(x: float) -> str:
+    """A factor for people: 3.25 -> '3.2', 1e305 -> '1e+305' (never 300 digits)."""
+    return f"{x:.1f}" if abs(x) < 1e6 else f"{x:.3g}"
+
+
 def size_text(x: float) -> str:
     """A size for people: 1000000.0 -> '1000000', 2.5 -> '2.5'."""
     return str(json_number(x))
@@ -150,7 +155,8 @@ def format_human(s: RunSummary) -> str:
             if sampled_pss is not None
             else ""
         ),
-        f"  ru_maxrss (what GNU time reports): {human_bytes(s.ru_maxrss_bytes)}",
+        "  ru_maxrss (what GNU time reports): "
+        + ("unknown" if s.ru_maxrss_bytes is None else human_bytes(s.ru_maxrss_bytes)),
         f"  {s.processes_seen} process(es), {s.samples} samples every {s.interval_s:g} s over "
         f"{s.duration_s:.2f} s"
         + (" (sampled through psutil)" if s.backend == "psutil" else "")

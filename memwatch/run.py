@@ -379,7 +379,8 @@ def measure(
     # peak may be memwatch's, not the job's. Then the largest VmHWM seen stands in for it.
     ru_maxrss = None if raw_maxrss is None else maxrss_bytes(raw_maxrss)
     trusted_maxrss = ru_maxrss if ru_maxrss is not None and ru_maxrss > spawner_hwm_bytes else None
-    ru_maxrss_bytes = trusted_maxrss or sampler.accumulator.max_process_hwm_bytes
+    # None, not 0, when neither says anything (a job shorter than one sample): unknown.
+    ru_maxrss_bytes = trusted_maxrss or sampler.accumulator.max_process_hwm_bytes or None
     peak, bounds, peak_warnings = resolve_peak(
         sampler.accumulator,
         cgroup=cgroup_peak,

@@ -49,9 +49,9 @@ def margin(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r} (0.1 means 10 %%)") from None
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (0.1 means 10 %)") from None
     if not 0 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 10 (got {text}; 0.1 is 10 %%)")
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10 (got {text}; 0.1 is 10 %)")
     return value
 
 

@@ -16,6 +16,7 @@ from ..report import (
     human_bytes,
     json_number,
     parse_duration,
+    ratio_text,
     size_text,
     valid_utf8,
 )
@@ -360,7 +361,7 @@ def _check(args: argparse.Namespace, command: list[str]) -> None:
         if at / largest > REFUSE_EXTRAPOLATION and not args.force:
             raise UsageError(
                 f"{'--target' if at == args.target else '--at'} {size_text(at)} is "
-                f"{at / largest:.1f}x {where} "
+                f"{ratio_text(at / largest)}x {where} "
                 f"({size_text(largest)}); "
                 f"beyond {REFUSE_EXTRAPOLATION:g}x memwatch will not guess: add a larger "
                 "size, or pass --force"

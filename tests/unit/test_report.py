@@ -328,3 +328,9 @@ def test_human_summary_mentions_psutil_and_unknown_figures_only_when_so(run_summ
     doc = to_json(run_summary(backend="psutil", peak=peak, bounds=Bounds(200 * MIB, None)))
     assert doc["peak"]["swap_bytes"] is None
     assert doc["bounds"]["upper_bytes"] is None
+
+
+def test_ru_maxrss_of_a_job_shorter_than_a_sample_is_unknown_not_zero(run_summary):
+    summary = run_summary(ru_maxrss_bytes=None)
+    assert json.loads(json.dumps(to_json(summary)))["ru_maxrss_bytes"] is None
+    assert "ru_maxrss (what GNU time reports): unknown" in format_human(summary)
