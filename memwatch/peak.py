@@ -178,6 +178,20 @@ def resolve_peak(
             # v2's two peaks may come at different moments: their sum is only an upper bound.
             lower = kernel if cgroup.total_is_exact else ram
             upper = kernel
+            # One process alone was more resident than the whole cgroup's peak: pages it
+            # mapped (shared libraries, files cached before the job) were charged to the
+            # cgroup that first touched them (memory.rst, "Shared Page Accounting"). A
+            # limit counts only the cgroup's figure; the job still used the larger.
+            single = max(acc.max_process_bytes, ru_maxrss_bytes or 0)
+            if single > kernel:
+                warnings.append(
+                    f"the cgroup peak ({kernel / 2**20:.1f} MiB) is below one process's "
+                    f"resident peak ({single / 2**20:.1f} MiB): pages the job used that "
+                    "another cgroup was already charged for (shared libraries, files cached "
+                    "before it started) are not in the cgroup's figure; the upper bound "
+                    "includes them"
+                )
+                upper = single
             cache = cgroup.file_cache_bytes
             if cache >= max(4 << 20, kernel // 20):
                 warnings.append(

@@ -252,6 +252,20 @@ def test_cgroup_exact_peak_wins_even_below_a_sampled_figure(sampled):
     assert bounds.lower_bytes == bounds.upper_bytes == 320 * MIB
 
 
+def test_a_cgroup_peak_below_one_process_is_explained_and_widens_the_upper_bound(proc_mem):
+    # Seen for real: a cgroup peak of 3.9 MiB against ru_maxrss 9.3 MiB (shared library
+    # pages charged to another cgroup before the job started).
+    acc = accumulate([(0, [proc_mem(1, 9.3)])])
+    cg = CgroupPeak(1, ram_bytes=4 * MIB, total_bytes=4 * MIB, total_is_exact=True, oom_kills=0)
+    peak, bounds, warnings = resolve_peak(acc, cgroup=cg, ru_maxrss_bytes=None)
+    assert (peak.source, peak.total_bytes) == ("cgroup", 4 * MIB)
+    assert (bounds.lower_bytes, bounds.upper_bytes) == (4 * MIB, int(9.3 * MIB))
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "the cgroup peak (4.0 MiB) is below one process's resident peak (9.3 MiB): pages"
+    )
+
+
 def test_cgroup_v2_separate_peaks_give_ram_as_lower_and_sum_as_upper(sampled):
     cg = CgroupPeak(
         2, ram_bytes=400 * MIB, total_bytes=480 * MIB, total_is_exact=False, oom_kills=0
