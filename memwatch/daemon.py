@@ -450,7 +450,7 @@ class Daemon:
 
     def _serve(self) -> int:
         try:
-            self.tick(self._clock())  # the first pass, so the first scrape has figures
+            # Bound first: a daemon that cannot serve logs no job events before failing.
             try:
                 self._server = self._start_server(self.config)
             except MemwatchError as err:
@@ -460,6 +460,7 @@ class Daemon:
                 self._log(f"{self._describe(self.config)}; pid {self._own_pid}")
                 for warning in self.config.warnings:
                     self._log(warning)
+                self.tick(self._clock())  # the first pass, before READY: scrapes have figures
                 self._notify("READY=1")
                 while not self._stopping:
                     self._step()

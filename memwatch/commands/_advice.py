@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..model import Measurement, Model, Prediction
     from ..planning import Budget, Plan
 
-FIT_EPILOG = """\
+RECOMMENDATION = """\
 how the recommendation is made:
   Shapes a, a+b*x, a+b*x*ln(x), a+b*x^k and a+b*x+c*x^2 are fitted (growth terms never
   negative) and scored by leave-one-size-out error. Every shape the data cannot rule out
@@ -33,15 +33,12 @@ how the recommendation is made:
 
 warnings: fewer than 5 sizes; more than 4x beyond the largest measured size (more
 than 16x is refused without --force); plausible shapes that disagree by more than the
-margin; noisy repeats; suspected swapping in a measured run.
+margin; noisy repeats; suspected swapping in a measured run."""
 
-exit status: 0; 1 when the input cannot be fitted or a run of a sweep failed;
-2 for a usage error; 128+N when a sweep was stopped by signal N.
 
-examples:
-  memwatch sweep --sizes 1000,2000,3000,4000,5000 --at 20000 -- python job.py {size}
-  memwatch fit runs.csv --at 1e7 --json
-  memwatch predict --job etl --at 5e6 --plot etl.png"""
+def fit_epilog(exit_status: str, example: str) -> str:
+    """The epilog of a fitting command: how it recommends, its exit status, an example."""
+    return f"{RECOMMENDATION}\n\nexit status: {exit_status}\n\nexample:\n  {example}"
 
 
 def margin(text: str) -> float:

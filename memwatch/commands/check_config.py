@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ._common import Command, say
+from .daemon import DAEMON_CONFIG
 
 DESCRIPTION = """\
 Validate a memwatch daemon config file (see config/memwatch.yaml) without starting
@@ -27,7 +28,13 @@ example:
 
 def prepare_parser(p: argparse.ArgumentParser) -> None:
     """The options of `memwatch check-config`."""
-    p.add_argument("config", metavar="PATH", help="the YAML config file")
+    p.add_argument(
+        "config",
+        nargs="?",
+        default=DAEMON_CONFIG,
+        metavar="PATH",
+        help=f"the YAML config file (default {DAEMON_CONFIG}, the daemon's)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

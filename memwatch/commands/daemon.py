@@ -6,7 +6,7 @@ import argparse
 
 from ._common import Command
 
-DAEMON_CONFIG = "/etc/memwatch/memwatch.yaml"
+DAEMON_CONFIG = "/etc/memwatch/memwatch.yaml"  # check-config's default too
 
 
 def port(text: str) -> int:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 from ..errors import InputError, UsageError
 from ..importers import FORMATS
 from ._advice import (
-    FIT_EPILOG,
     add_fit_options,
     advise,
     check_fit_outputs,
+    fit_epilog,
     report_on_stdout,
     write_fit_json,
 )
@@ -93,6 +93,9 @@ COMMAND = Command(
     prepare_parser=prepare_parser,
     run=run,
     description=DESCRIPTION,
-    epilog=FIT_EPILOG,
+    epilog=fit_epilog(
+        "0; 1 when the runs cannot be read or fitted; 2 for a usage error.",
+        "memwatch fit runs.csv --at 1e7 --json",
+    ),
     raw=True,
 )

@@ -8,10 +8,10 @@ from ..errors import FitError
 from ..history import open_history
 from ..report import valid_utf8
 from ._advice import (
-    FIT_EPILOG,
     add_fit_options,
     advise,
     check_fit_outputs,
+    fit_epilog,
     report_on_stdout,
     write_fit_json,
 )
@@ -57,6 +57,9 @@ COMMAND = Command(
     run=run,
     description="Fit the successful runs recorded for JOB (by 'memwatch run --job JOB "
     "--size N' or 'memwatch sweep') and recommend what to provision at each --at size.",
-    epilog=FIT_EPILOG,
+    epilog=fit_epilog(
+        "0; 1 when the job's recorded runs cannot be fitted; 2 for a usage error.",
+        "memwatch predict --job etl --at 5e6 --plot etl.png",
+    ),
     raw=True,
 )

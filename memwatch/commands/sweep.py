@@ -24,11 +24,11 @@ from ..report import (
 from ..spool import default_dir, deliver
 from ..sweep import SweepRun, substitute, sweep
 from ._advice import (
-    FIT_EPILOG,
     add_fit_options,
     advise,
     budget_of,
     check_fit_outputs,
+    fit_epilog,
     report_on_stdout,
     write_fit_json,
 )
@@ -167,9 +167,25 @@ def prepare_parser(p: argparse.ArgumentParser) -> None:
     add_fit_options(p)
     add_measure_options(p)
     add_history_option(p)
+    # Named so that they are refused by name: unknown, `--size 5` ended in the command
+    # (REMAINDER takes all from the first positional) and the error blamed --sizes.
+    p.add_argument(*RUN_ONLY, action=_RunOnly, nargs="?", help=argparse.SUPPRESS)
     p.add_argument(
         "command", nargs=argparse.REMAINDER, metavar="-- CMD ... {size} ...", help="the command"
     )
+
+
+RUN_ONLY = ("--samples", "--size", "-q", "--quiet", "--metrics-port", "--pushgateway", "--textfile")
+
+
+class _RunOnly(argparse.Action):
+    """An option of `memwatch run` that a sweep does not take."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
+        raise UsageError(
+            f"sweep does not take {option}, an option of 'memwatch run' (a sweep's sizes come "
+            "from --sizes; its outputs are the report, --json and the history)"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -495,6 +511,11 @@ COMMAND = Command(
     prepare_parser=prepare_parser,
     run=run,
     description=DESCRIPTION,
-    epilog=ADAPTIVE_EPILOG + FIT_EPILOG,
+    epilog=ADAPTIVE_EPILOG
+    + fit_epilog(
+        "0; 1 when a run failed or the runs cannot be fitted; 2 for a usage error;\n"
+        "128+N when the sweep was stopped by signal N.",
+        "memwatch sweep --sizes 1000,2000,3000,4000,5000 --at 20000 -- python job.py {size}",
+    ),
     raw=True,
 )

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from memwatch import cli
+from memwatch import config as config_module
 from memwatch.config import (
     DEFAULT_INTERVAL_S,
     DEFAULT_LISTEN_ADDRESS,
@@ -93,12 +94,22 @@ def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 # -- the shipped example ----------------------------------------------------------------
 
 
-def test_shipped_example_is_valid():
+def test_shipped_example_is_valid_and_watches_what_every_systemd_machine_runs():
     config = load_config(str(EXAMPLE))
     assert config.listen_address == "127.0.0.1"  # loopback by default
     assert config.web == WebConfig()
-    assert [e.name for e in config.watch] == ["postgres", "etl", "nginx"]
-    postgres, etl, nginx = config.watch
+    # Only a job present everywhere is active: examples of absent services fired
+    # MemwatchJobGone on every machine that does not run them.
+    assert [(e.name, e.selector) for e in config.watch] == [
+        ("journald", Selector(systemd_unit="systemd-journald.service"))
+    ]
+
+
+def test_shipped_example_entries_are_valid_once_uncommented(tmp_path):
+    text = re.sub(r"^  # (- |  )", r"  \1", EXAMPLE.read_text(), flags=re.M)
+    config = parse_config(text, str(tmp_path / "memwatch.yaml"))
+    assert [e.name for e in config.watch] == ["journald", "postgres", "etl", "nginx"]
+    _, postgres, etl, nginx = config.watch
     assert postgres.selector == Selector(systemd_unit="postgresql@15-main.service")
     assert postgres.pss and postgres.interval_s == 5
     assert etl.selector.cmdline is not None
@@ -108,7 +119,7 @@ def test_shipped_example_is_valid():
     assert match is not None and match.group(1) == "2500000"
     assert etl.sizes == (1e6, 1e7)
     assert nginx.selector == Selector(pidfile="/run/nginx.pid") and nginx.children
-    lines = EXAMPLE.read_text().splitlines()
+    lines = text.splitlines()
     for entry in config.watch:
         assert f"name: {entry.name}" in lines[entry.line - 1]
 
@@ -140,7 +151,7 @@ def test_shipped_example_placeholder_hash_does_not_pass_as_a_hash():
 def test_check_config_accepts_the_shipped_example(capsys):
     assert cli.main(["check-config", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{EXAMPLE}: OK (3 watch entries)\n"
+    assert out == f"{EXAMPLE}: OK (1 watch entry)\n"
     assert err == ""
 
 
@@ -687,10 +698,13 @@ def test_check_config_counts_entries(tmp_path, capsys):
     assert capsys.readouterr() == (f"{path}: OK (1 watch entry)\n", "")
 
 
-def test_check_config_without_a_path_is_a_usage_error(capsys):
-    assert cli.main(["check-config"]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and err.startswith("memwatch: error: ") and "PATH" in err
+def test_check_config_without_a_path_checks_the_daemons_default(capsys, monkeypatch):
+    # The daemon reads /etc/memwatch/memwatch.yaml by default: check-config does too.
+    read: list[str] = []
+    monkeypatch.setattr(config_module, "_read_text", lambda path: read.append(path) or "")
+    assert cli.main(["check-config"]) == 1
+    assert read == ["/etc/memwatch/memwatch.yaml"]
+    assert capsys.readouterr().err.startswith("/etc/memwatch/memwatch.yaml:1: watch: missing")
 
 
 def test_check_config_help_explains_the_output(capsys):

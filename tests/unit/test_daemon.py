@@ -492,6 +492,14 @@ def test_run_serves_reloads_and_stops_on_queued_signals(fake_proc, tmp_path):
     assert h.lines[-2:] == ["SIGTERM received: stopping", "stopped"]
 
 
+def test_a_port_that_cannot_be_bound_fails_before_any_job_event_is_logged(fake_proc, tmp_path):
+    worker(fake_proc, 10, "etl")
+    h = Harness(fake_proc, tmp_path, entry("etl"))
+    h.busy.add(9793)
+    assert h.daemon.run() == 1
+    assert h.lines == ["error: cannot listen on 127.0.0.1:9793: port in use"]
+
+
 def test_a_real_signal_reaches_the_loop_through_the_queue(fake_proc, tmp_path):
     h = Harness(fake_proc, tmp_path, entry("etl"))
     before = signal.getsignal(signal.SIGTERM)
