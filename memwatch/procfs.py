@@ -221,6 +221,16 @@ def read_meminfo(procfs: str = PROC) -> tuple[int, int] | None:
     return total, total if available is None else available
 
 
+def read_shmem_bytes(procfs: str = PROC) -> int | None:
+    """Shared memory of the whole system (meminfo Shmem: tmpfs, memfd, SysV and POSIX
+    shared memory), mapped or not; None where /proc/meminfo cannot be read."""
+    try:
+        with open(f"{procfs}/meminfo", "rb") as f:
+            return _kb_field(b"\n" + f.read(), b"\nShmem:")
+    except OSError:
+        return None
+
+
 # --- what selection needs: who a process is (comm, exe, command line, cgroups) ----------
 
 

@@ -18,11 +18,11 @@ from .cgroup import JobCgroup
 from .console import say
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
 from .peak import resolve_peak
-from .procfs import PROC, read_vmstat
+from .procfs import PROC, read_shmem_bytes, read_vmstat
 from .report import signal_name
 from .rusage import maxrss_bytes
 from .sampler import Sampler
-from .types import RunSummary, Sample
+from .types import Bounds, RunSummary, Sample
 
 MIN_INTERVAL_S = 0.001
 MAX_INTERVAL_S = 3600.0  # beyond threading.TIMEOUT_MAX the sampler's wait would overflow
@@ -231,6 +231,16 @@ def interval_problem(interval_s: float) -> str | None:
     )
 
 
+UNSEEN_SHMEM_MIN_BYTES = 16 << 20  # below this, Shmem moves with the rest of the system
+
+
+def _unseen_shmem_bytes(before: int | None, highest: int | None) -> int:
+    """How far the system's shared memory rose during the run, when it rose noticeably."""
+    if before is None or highest is None or highest - before < UNSEEN_SHMEM_MIN_BYTES:
+        return 0
+    return highest - before
+
+
 def _reap(members: dict[int, int], root_pid: int) -> None:
     # waitpid on a specific pid never steals another child's status; ECHILD just means
     # the process is not (or no longer) memwatch's child.
@@ -306,6 +316,10 @@ def measure(
         except CgroupUnavailable as err:
             warnings.append(f"no job cgroup ({err}): the peak comes from sampling")
     oom_before = read_vmstat(("oom_kill",), procfs).get("oom_kill")
+    # Without a job cgroup, memory the job holds in shared memory that no process maps
+    # (memfd, tmpfs files, SysV segments not attached) is in no process's figures; the
+    # system's Shmem counter is the one place it shows.
+    shmem_before = read_shmem_bytes(procfs) if cgroup is None and LINUX else None
     # macOS has no sigtimedwait (and no waitid before Python 3.13), Windows neither.
     if forward_signals and not hasattr(signal, "sigtimedwait"):
         forward_signals = False
@@ -340,6 +354,7 @@ def measure(
             after_sample=lambda members: _reap(members, child.pid),
             cgroup_pids=cgroup.pids if cgroup else None,
             backend=reader,
+            system_shmem=None if shmem_before is None else lambda: read_shmem_bytes(procfs),
         )
         sampler.start()
         if forward_signals:
@@ -388,6 +403,16 @@ def measure(
         escaped_cgroup=len(sampler.escaped_cgroup),
     )
     warnings += peak_warnings
+    unseen = _unseen_shmem_bytes(shmem_before, sampler.shmem_max_bytes)
+    if unseen:
+        warnings.append(
+            f"the system's shared memory (memfd, tmpfs, SysV) grew by {unseen >> 20} MiB while "
+            "the job ran: held without being mapped, it is in no process's figures, so the "
+            "upper bound includes it (some may be another process's); a job cgroup counts "
+            "it exactly"
+        )
+        upper = None if bounds.upper_bytes is None else bounds.upper_bytes + unseen
+        bounds = Bounds(bounds.lower_bytes, upper)
     if peak.source != "cgroup":  # the kernel's exact peak needs none of what is missing
         warnings += reader.limitations(pss=pss)
     best = sampler.accumulator.max_sample

@@ -38,6 +38,7 @@ class Sampler:
         procfs: str = PROC,
         clock: Callable[[], float] = time.monotonic,
         backend: Backend | None = None,
+        system_shmem: Callable[[], int | None] | None = None,
     ) -> None:
         self.tracker = tracker
         self.backend: Backend = backend if backend is not None else ProcBackend(procfs)
@@ -53,6 +54,8 @@ class Sampler:
         self._missing_from_cgroup: set[tuple[int, int]] = set()
         self.error: str | None = None
         self.last_procs: list[ProcMem] = []
+        self.shmem_max_bytes: int | None = None  # the system's shared memory at its highest
+        self._system_shmem = system_shmem
         self._t0 = t0
         self._on_sample = on_sample
         self._after_sample = after_sample
@@ -118,6 +121,8 @@ class Sampler:
             self._clock() - self._t0, procs, backend.system_swapout_bytes(), torn=torn
         )
         self.plateaus.feed(sample)
+        if self._system_shmem is not None:
+            self._note_shmem(self._system_shmem())
         if self._cgroup_pids is not None:
             self._check_cgroup(procs)
         self.last_procs = procs
@@ -126,6 +131,10 @@ class Sampler:
         if self._after_sample is not None:
             self._after_sample(members)
         return sample
+
+    def _note_shmem(self, shmem: int | None) -> None:
+        if shmem is not None:
+            self.shmem_max_bytes = max(shmem, self.shmem_max_bytes or 0)
 
     def _check_cgroup(self, procs: list[ProcMem]) -> None:
         # A live process of the tree missing from the job cgroup moved itself out; its
