@@ -7,23 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from integration.conftest import REPO
 
+from faults.conftest import wait_until
 from memwatch.procfs import is_running
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for(condition, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _memwatch_in(box, *args: str) -> list[str]:
@@ -49,7 +41,7 @@ def test_killed_memwatch_ends_its_job_and_the_next_run_removes_its_cgroup(
         start_new_session=True,
     )
     started.append(proc)
-    _wait_for(pidfile.exists, "the job to start")
+    wait_until(pidfile.exists, "the job to start")
     job_pid = int(pidfile.read_text())
     job_cgroup = box.path / f"memwatch-{proc.pid}"
     assert job_cgroup.is_dir()
@@ -57,7 +49,7 @@ def test_killed_memwatch_ends_its_job_and_the_next_run_removes_its_cgroup(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     # The job gets SIGTERM when memwatch dies (PR_SET_PDEATHSIG): it does not run on.
-    _wait_for(lambda: not is_running(job_pid), "the job to end after memwatch was killed")
+    wait_until(lambda: not is_running(job_pid), "the job to end after memwatch was killed")
     assert job_cgroup.is_dir()  # nobody was left to remove it
 
     again = subprocess.run(

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from integration.conftest import REPO
 
+from faults.conftest import wait_until
+
 pytestmark = pytest.mark.integration
 
 
@@ -27,14 +29,6 @@ def _start(started: list[subprocess.Popen[str]], *job: str) -> subprocess.Popen[
     )
     started.append(proc)
     return proc
-
-
-def _wait_for(condition, what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _read_until(proc: subprocess.Popen[str], text: str, timeout_s: float = 60.0) -> str:
@@ -57,7 +51,7 @@ def _read_until(proc: subprocess.Popen[str], text: str, timeout_s: float = 60.0)
 def test_stopped_and_continued_memwatch_still_forwards_sigterm(tmp_path: Path, started):
     ready = tmp_path / "ready"
     proc = _start(started, "sh", "-c", f"touch {ready}; exec sleep 120")
-    _wait_for(ready.exists, "the job to start")
+    wait_until(ready.exists, "the job to start")
     time.sleep(0.5)  # the signal thread is waiting
     os.kill(proc.pid, signal.SIGSTOP)
     time.sleep(1.5)  # longer than any wait timeout memwatch may use inside
