@@ -52,7 +52,12 @@ def test_default_mode_reports_the_job_cgroup_peak(name, memwatch, make_cgroup):
     assert summary["peak"]["source"] == "cgroup", summary["warnings"]
     assert summary["peak"]["total_bytes"] == summary["cgroup"]["total_bytes"]
     assert held <= summary["peak"]["total_bytes"] <= held * 1.1
-    assert summary["bounds"]["lower_bytes"] == summary["bounds"]["upper_bytes"]
+    bounds = summary["bounds"]
+    assert bounds["lower_bytes"] == summary["peak"]["total_bytes"] <= bounds["upper_bytes"]
+    if bounds["upper_bytes"] > bounds["lower_bytes"]:
+        # One process's resident peak above the cgroup's: its shared library pages were
+        # charged to another cgroup first. The summary says so.
+        assert any("below one process's resident peak" in w for w in summary["warnings"])
 
 
 def test_children_are_summed_where_ru_maxrss_sees_one(memwatch, make_cgroup, backend):
