@@ -112,8 +112,8 @@ MIN_INTERVAL_S = 0.001  # as `memwatch run --interval`
 MAX_INTERVAL_S = 3600.0
 MAX_PID = 4194304  # PID_MAX_LIMIT on 64-bit Linux
 # A 10 MB YAML file took 12 s and 1.5 GB to load, all of it holding the daemon's loop at a
-# reload. 1 MiB loads in about 0.6 s on a loaded 2-core machine.
-MAX_CONFIG_BYTES = 1 << 20
+# reload. 256 KiB (about 3500 watch entries) loads in about 0.7 s on a loaded 2-core machine.
+MAX_CONFIG_BYTES = 256 << 10
 
 TOP_KEYS = ("listen_address", "port", "interval", "history", "web", "web_config_file", "watch")
 SELECTOR_KEYS = ("pid", "pidfile", "process_name", "user", "cmdline", "cgroup", "systemd_unit")
@@ -208,8 +208,8 @@ def _read_text(path: str) -> str:
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(
             [
-                f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB, the most memwatch reads "
-                "(about 10000 watch entries); select processes by cgroup or systemd_unit "
+                f"{path}: larger than {MAX_CONFIG_BYTES >> 10} KiB, the most memwatch reads "
+                "(about 3500 watch entries); select processes by cgroup or systemd_unit "
                 "instead of one entry each"
             ]
         )

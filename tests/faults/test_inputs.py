@@ -56,10 +56,10 @@ def test_a_config_over_the_size_cap_is_refused_before_parsing(tmp_path):
     with open(path, "w") as f:
         f.write("watch:\n")
         i = 0
-        while f.tell() <= 1 << 20:
+        while f.tell() <= 256 << 10:
             f.write(entry.format(i=i, pid=i + 1))
             i += 1
     with pytest.raises(ConfigError) as info:
         load_config(str(path))
     (problem,) = info.value.problems
-    assert problem.startswith(f"{path}: larger than 1 MiB, the most memwatch reads")
+    assert problem.startswith(f"{path}: larger than 256 KiB, the most memwatch reads")
