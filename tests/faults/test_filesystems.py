@@ -59,11 +59,16 @@ def test_samples_on_a_filesystem_that_fills_up_stop_with_a_warning_not_the_run(
     small_tmpfs: Path, tmp_path: Path
 ):
     _fill(small_tmpfs, leave_bytes=4096)  # the header and some rows fit
-    out = tmp_path / "s.json"
+    samples, out = small_tmpfs / "s.csv", tmp_path / "s.json"
+    # The job ends once the samples file has filled the last page (or after 60 s).
+    job = (
+        f"i=0; while [ $(stat -c %s {samples}) -lt 4096 ] && [ $i -lt 1200 ]; do "
+        "sleep 0.05; i=$((i+1)); done; exit 3"
+    )
     proc = _memwatch(
         tmp_path,
-        "--interval", "0.005", "--samples", str(small_tmpfs / "s.csv"), "--json", str(out),
-        "--", "sh", "-c", "sleep 2; exit 3",
+        "--interval", "0.005", "--samples", str(samples), "--json", str(out),
+        "--", "sh", "-c", job,
     )  # fmt: skip
     assert proc.returncode == 3, proc.stderr
     warnings = json.loads(out.read_text())["warnings"]
