@@ -82,18 +82,25 @@ class Sampler:
     def _run(self) -> None:
         k = 1
         while not self._stop.wait(max(0.0, self._t0 + k * self.interval_s - self._clock())):
-            began = self._clock()
+            began, began_cpu = self._clock(), time.thread_time()
             try:
                 self.sample_once()
             except OSError as err:  # e.g. EMFILE: report it, keep what was measured
                 self.error = f"sampling stopped at {self._clock() - self._t0:.2f} s: {err}"
                 return
+            ended = self._clock()
             # Slots that passed before this pass began were lost waiting to wake (SIGSTOP,
-            # Ctrl-Z, no CPU); those that passed while it ran, to reading the tree.
+            # Ctrl-Z, no CPU). Those that passed while it ran were lost to reading the tree
+            # if the pass was mostly working; a pass that mostly did not run (stopped or
+            # descheduled midway) was held up too.
             held_up = max(0, int((began - self._t0) / self.interval_s) - k)
-            due = int((self._clock() - self._t0) / self.interval_s) + 1
+            due = int((ended - self._t0) / self.interval_s) + 1
+            during = max(0, due - k - 1 - held_up)
+            if 2 * (time.thread_time() - began_cpu) < ended - began:
+                held_up += during
+            else:
+                self.missed_ticks += during
             self.held_up_ticks += held_up
-            self.missed_ticks += max(0, due - k - 1 - held_up)
             k = max(k + 1, due)
 
     def sample_once(self) -> Sample:
