@@ -17,6 +17,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -24,8 +25,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import Config, WatchEntry, WebConfig, load_config
+from .cgroup import CgroupCounters, cgroup_directory, find_unit_cgroup, memory_mount
+from .config import Config, Selector, WatchEntry, WebConfig, load_config
 from .errors import (
+    CgroupUnavailable,
     ConfigError,
     FitError,
     HistoryError,
@@ -37,10 +40,10 @@ from .history import default_path, open_history
 from .peak import TreeAccumulator
 from .plateau import RECENT_SAMPLES, swapping_recently
 from .procfs import PROC, is_running, read_vmstat
-from .records import is_url
+from .records import Store, is_url
 from .report import human_bytes, parse_size, size_text
 from .sdnotify import notify, reloading_state, watchdog_period_s
-from .tree import ProcessTable, ProcessView, assign
+from .tree import FACTS_MAX_AGE_S, ProcessTable, ProcessView, assign
 from .types import JobSnapshot, ProcMem, Sample, Snapshot
 
 if TYPE_CHECKING:
@@ -111,15 +114,37 @@ class _JobState:
     peak_at_unix_s: float | None = None
     warned_unreadable: bool = False
     snapshot: JobSnapshot | None = None
+    cgroup: _CgroupState | None = None  # set for an entry sampled from its cgroup
+
+
+@dataclass
+class _CgroupState:
+    """An entry sampled from its cgroup: the files kept open and the kernel's peak."""
+
+    counters: CgroupCounters | None = None
+    # Looked for and missing (a unit not running, or stopped): a cgroup found after that
+    # was made while memwatch watched, so its whole peak is since then ("fresh").
+    missed: bool = False
+    fresh: bool = False
+    searched_at: float | None = None  # when a unit's cgroup was last looked for, not found
+    # The kernel's peak when the job's processes (re)appeared: only a peak above it is
+    # known to have happened while memwatch watched.
+    peak_before: int = 0
+    kernel_peak: int = 0  # the kernel's peak since then, once above peak_before
+    kernel_peak_at_unix_s: float | None = None  # the pass that first saw it
 
 
 class Recommender:
-    """Recommended memory per (job, size) from the run history's model of the job.
+    """Recommended memory per (job, size), from fits made in a worker thread.
 
-    Each job's runs are fitted once per change of the history (a file's inode, size and
-    mtime; a PostgreSQL history's run count and last id, asked every URL_REFRESH_S), not
-    at every pass. A job with too few sized runs gets no recommendation, and no error:
-    most watched jobs never were measured at several sizes.
+    A pass asks (``recommend``) and gets what is ready, never waiting: fitting a long
+    history takes seconds, and the loop that samples (and pings the watchdog) must not
+    stall. The worker (``update``, run by ``start``'s thread at each ``poke``) looks at
+    the history when it changed (a file's inode, size and mtime; a PostgreSQL history's
+    run count and last id, asked every URL_REFRESH_S), refits a job only when its own runs
+    changed (their count and last id), and predicts the sizes asked for. A job with too
+    few sized runs gets no recommendation, and no error: most watched jobs never were
+    measured at several sizes.
     """
 
     def __init__(
@@ -133,17 +158,97 @@ class Recommender:
         self._clock = clock
         self._asked_at: float | None = None
         self._stamp: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()  # guards _wanted, written by the loop, read by the worker
+        self._wanted: dict[str, frozenset[float]] = {}
+        # (job, size) -> recommended bytes (None: no answer); replaced whole by the worker,
+        # so a pass reads one consistent mapping without a lock.
+        self._ready: dict[tuple[str, float], int | None] = {}
+        self._markers: dict[str, tuple[Any, ...]] = {}
         self._models: dict[str, Model | None] = {}
-        self._predictions: dict[tuple[str, float], int | None] = {}
         self._last_error: str | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
 
-    def refresh(self) -> None:
-        """Forget every fit if the history changed since the last call."""
+    def recommend(self, job: str, sizes: Iterable[float]) -> tuple[tuple[str, int], ...]:
+        """(size label, recommended bytes) for each size whose answer is ready; asks the
+        worker for the others."""
+        ready = self._ready
+        found, missing = [], []
+        for size in sizes:
+            if (job, size) not in ready:
+                missing.append(size)
+            elif (value := ready[(job, size)]) is not None:
+                found.append((size_text(size), value))
+        if missing:
+            with self._lock:
+                if sum(map(len, self._wanted.values())) >= MAX_CACHED_PREDICTIONS:
+                    self._wanted.clear()  # sizes read from command lines come and go
+                self._wanted[job] = self._wanted.get(job, frozenset()).union(missing)
+            self._wake.set()
+        return tuple(found)
+
+    def poke(self) -> None:
+        """Have the worker look for history changes (called at every pass)."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Fit in a background thread from now on."""
+        self._thread = threading.Thread(target=self._run, name="memwatch-fits", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self.update()
+            except Exception as err:  # noqa: BLE001 - the worker's boundary: report, go on
+                self._note(f"no recommendations: {type(err).__name__}: {err}")
+
+    def update(self) -> None:
+        """The worker's step: refit the jobs whose runs changed; predict the sizes asked."""
+        with self._lock:
+            wanted = dict(self._wanted)
         stamp = self._read_stamp()
-        if stamp != self._stamp:
-            self._stamp = stamp
-            self._models.clear()
-            self._predictions.clear()
+        ready = self._ready
+        if stamp == self._stamp and all((j, s) in ready for j, ss in wanted.items() for s in ss):
+            return  # nothing recorded since the last look, nothing new asked
+        ready = dict(ready)
+        failed = False
+        for job, sizes in wanted.items():
+            try:
+                # A short busy timeout: a history locked by a writer is asked again later.
+                store = open_history(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S)
+                rows = store.rows("SELECT count(*), max(id) FROM runs WHERE job = ?", (job,))
+                marker = tuple(rows[0]) if rows else ()
+                if marker != self._markers.get(job):
+                    self._models[job] = self._fit(store, job)
+                    self._markers[job] = marker
+                    ready = {key: v for key, v in ready.items() if key[0] != job}
+            except HistoryError as err:
+                self._note(f"no recommendations: {err}")
+                failed = True  # not cached: a lock is released, a file fixed; ask again
+                continue
+            for size in sizes:
+                if (job, size) not in ready:
+                    ready[(job, size)] = self._predict(self._models[job], size)
+        if not failed:
+            self._last_error = None
+        self._stamp = None if failed else stamp
+        self._ready = ready  # the atomic swap: a pass sees the old or the new, whole
 
     def _read_stamp(self) -> tuple[Any, ...] | None:
         """What changes when a run is recorded; None when there is no history (yet)."""
@@ -161,26 +266,27 @@ class Recommender:
             store = open_history(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S)
             return tuple(store.rows("SELECT count(*), max(id) FROM runs", ()) or ())
         except HistoryError:
-            return None  # _fit says why, once
+            return None  # update says why, once
 
-    def recommend(self, job: str, sizes: Iterable[float]) -> tuple[tuple[str, int], ...]:
-        """(size label, recommended bytes) for each size the job's model can answer."""
-        found = []
-        for size in sizes:
-            key = (job, size)
-            if key not in self._predictions:
-                if len(self._predictions) >= MAX_CACHED_PREDICTIONS:
-                    self._predictions.clear()
-                self._predictions[key] = self._predict(job, size)
-            value = self._predictions[key]
-            if value is not None:
-                found.append((size_text(size), value))
-        return tuple(found)
+    def _note(self, problem: str) -> None:
+        if problem != self._last_error:  # once per distinct problem, not at every pass
+            self._report(problem)
+            self._last_error = problem
 
-    def _predict(self, job: str, size: float) -> int | None:
-        if job not in self._models:
-            self._models[job] = self._fit(job)
-        model = self._models[job]
+    @staticmethod
+    def _fit(store: Store, job: str) -> Model | None:
+        from .fitreport import history_measurements  # numpy: loaded only when a job asks
+        from .model import fit
+
+        # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
+        measurements = history_measurements(store, job)[0]
+        try:
+            return fit(measurements)
+        except FitError:
+            return None
+
+    @staticmethod
+    def _predict(model: Model | None, size: float) -> int | None:
         if model is None:
             return None
         from .model import predict
@@ -189,28 +295,6 @@ class Recommender:
             return predict(model, size).recommended_bytes
         except FitError:
             return None  # far beyond the measured sizes: memwatch does not guess there
-
-    def _fit(self, job: str) -> Model | None:
-        from .fitreport import history_measurements  # numpy: loaded only when a job asks
-        from .model import fit
-
-        try:
-            # A short busy timeout: a history locked by a writer must not stall the passes
-            # (and the watchdog) for the minute a recording CLI may wait.
-            store = open_history(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S)
-            # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
-            measurements = history_measurements(store, job)[0]
-        except HistoryError as err:
-            if str(err) != self._last_error:  # once per distinct problem, not every pass
-                self._report(f"no recommendations: {err}")
-                self._last_error = str(err)
-            self._stamp = None  # not cached: a lock is released, a file fixed; ask again
-            return None
-        self._last_error = None
-        try:
-            return fit(measurements)
-        except FitError:
-            return None
 
 
 def observed_size(entry: WatchEntry, pids: Collection[int], view: ProcessView) -> float | None:
@@ -297,24 +381,37 @@ class Daemon:
     # -- sampling ------------------------------------------------------------------------
 
     def sample(self, due: Collection[int] | None = None) -> Snapshot:
-        """One pass: list /proc once, assign every process, read the due entries' members.
+        """One pass: read the due entries' cgroups, or list /proc once and read the members.
 
         ``due``: indexes into ``config.watch`` (default: all). The other jobs keep the
-        figures of their own last pass in the new snapshot.
+        figures of their own last pass in the new snapshot. /proc is listed only when a
+        due entry selects processes (a cgroup's totals need no listing).
         """
         started = self._clock()
         entries = self.config.watch
-        self._table.refresh()
-        view = self._table
-        members = assign(entries, view, exclude=(self._own_pid,))
-        pswpout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
-        swapout = None if pswpout is None else pswpout * PAGE_SIZE
+        due = range(len(entries)) if due is None else due
         now_unix = self._wall_clock()
-        self._recommender.refresh()
-        for i in range(len(entries)) if due is None else due:
-            entry = entries[i]
-            state = self._jobs.setdefault(entry.name, _JobState())
-            state.snapshot = self._sample_job(entry, state, members[i], view, now_unix, swapout)
+        states = [self._jobs.setdefault(e.name, _JobState()) for e in entries]
+        for i in due:
+            if by_cgroup(entries[i]):
+                self._open_cgroup(entries[i], states[i])
+        selecting = [i for i, st in enumerate(states) if st.cgroup is None]
+        swapout = None
+        if any(i in selecting for i in due):
+            self._table.refresh()
+            found = assign([entries[i] for i in selecting], self._table, exclude=(self._own_pid,))
+            members = dict(zip(selecting, found, strict=True))
+            pswpout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
+            swapout = None if pswpout is None else pswpout * PAGE_SIZE
+        self._recommender.poke()
+        for i in due:
+            entry, state = entries[i], states[i]
+            if state.cgroup is not None:
+                state.snapshot = self._sample_cgroup(entry, state, now_unix)
+            else:
+                state.snapshot = self._sample_job(
+                    entry, state, members[i], self._table, now_unix, swapout
+                )
         jobs = tuple(self._job_snapshot(e.name) for e in entries)
         self._passes += 1
         snapshot = Snapshot(
@@ -326,6 +423,119 @@ class Daemon:
         )
         self._snapshot = snapshot  # the atomic swap: scrapes see the old or the new, whole
         return snapshot
+
+    # -- entries sampled from their cgroup --------------------------------------------------
+
+    def _open_cgroup(self, entry: WatchEntry, state: _JobState) -> None:
+        """Keep the entry's cgroup files open; where they cannot be read, its processes are
+        selected instead (state.cgroup None), as for any other entry."""
+        cg = state.cgroup if state.cgroup is not None else _CgroupState()
+        if cg.counters is not None:
+            state.cgroup = cg
+            return
+        path = self._cgroup_path(entry.selector, cg)
+        if path is None:
+            cg.missed = True
+            state.cgroup = cg  # a unit not running now: no processes, nothing to select
+            return
+        try:
+            cg.counters = CgroupCounters(*path, nested=True)
+        except CgroupUnavailable as err:
+            if os.path.isdir(path[1]):
+                # No memory controller there (a v2 cgroup without it): select processes.
+                self._log(f"job {entry.name}: {err}: its processes are read one by one")
+                state.cgroup = None
+                return
+            cg.missed = True  # removed meanwhile: looked for again at the next pass
+            state.cgroup = cg
+            return
+        cg.fresh, cg.missed = cg.missed, False
+        state.cgroup = cg
+
+    def _cgroup_path(self, selector: Selector, cg: _CgroupState) -> tuple[int, str] | None:
+        try:
+            if selector.cgroup is not None:
+                version, directory = cgroup_directory(selector.cgroup, self._procfs)
+                return (version, directory) if os.path.isdir(directory) else None
+            assert selector.systemd_unit is not None
+            now = self._clock()
+            if cg.searched_at is not None and now - cg.searched_at < FACTS_MAX_AGE_S:
+                return None  # looked for a moment ago: a walk of the hierarchy is not free
+            version, top = memory_mount(self._procfs)
+            found = find_unit_cgroup(top, selector.systemd_unit)
+            cg.searched_at = None if found else now
+            return None if found is None else (version, found)
+        except CgroupUnavailable:
+            return None
+
+    def _sample_cgroup(self, entry: WatchEntry, state: _JobState, now_unix: float) -> JobSnapshot:
+        assert state.cgroup is not None
+        cg = state.cgroup
+        usage = processes = kernel_peak = None
+        if cg.counters is not None:
+            try:
+                usage, processes = cg.counters.read(), cg.counters.processes()
+                kernel_peak = cg.counters.peak_bytes()
+            except CgroupUnavailable:  # the unit stopped: its cgroup is gone
+                cg.counters.close()
+                cg.counters = None
+                cg.missed = True
+                usage = None
+        count = processes or 0
+        if count and not state.present:
+            cg.peak_before = 0 if cg.fresh else kernel_peak or 0
+            cg.fresh = False
+            cg.kernel_peak, cg.kernel_peak_at_unix_s = 0, None
+        self._appear(entry, state, count)
+        rss = swap = 0
+        if state.present and usage is not None:
+            rss, swap = usage.ram_bytes, usage.swap_bytes or 0
+            sample = Sample(now_unix, rss + swap, rss, usage.swap_bytes, None, count)
+            state.accumulator.record(sample)
+            state.recent.append(sample)
+            if kernel_peak is not None and kernel_peak > max(cg.peak_before, cg.kernel_peak):
+                cg.kernel_peak, cg.kernel_peak_at_unix_s = kernel_peak, now_unix
+            best, at = _peak(state.accumulator)
+            # The kernel's peak of the whole cgroup, reached while memwatch watched: it
+            # counts what happened between two passes too.
+            if cg.kernel_peak > best:
+                best, at = cg.kernel_peak, cg.kernel_peak_at_unix_s
+            state.peak_total_bytes, state.peak_at_unix_s = best, at
+        return JobSnapshot(
+            job=entry.name,
+            processes=count,
+            rss_bytes=rss,
+            swap_bytes=swap,
+            pss_bytes=None,
+            peak_total_bytes=state.peak_total_bytes,
+            peak_at_unix_s=state.peak_at_unix_s,
+            swap_suspected=state.present and swapping_recently(state.recent),
+            unreadable_processes=0,
+            recommended_bytes=self._recommend(entry, None),
+        )
+
+    def _appear(self, entry: WatchEntry, state: _JobState, count: int) -> None:
+        """Note a job's processes appearing (its peak and swap history start afresh) or
+        all leaving (its peak stays exported)."""
+        if count and not state.present:
+            state.present = True
+            state.accumulator = TreeAccumulator(pss=entry.pss)
+            state.recent.clear()
+            self._log(f"job {entry.name}: {count} process(es) appeared")
+        elif not count and state.present:
+            state.present = False
+            self._log(
+                f"job {entry.name}: no processes left; peak "
+                f"{human_bytes(state.peak_total_bytes)} stays exported until they return"
+            )
+
+    def _recommend(self, entry: WatchEntry, size: float | None) -> tuple[tuple[str, int], ...]:
+        sizes = list(entry.sizes)
+        if size is not None and size not in sizes:
+            sizes.append(size)
+        return self._recommender.recommend(entry.name, sizes) if sizes else ()
+
+    # -- entries that select processes ------------------------------------------------------
 
     def _job_snapshot(self, job: str) -> JobSnapshot:
         state = self._jobs.get(job)
@@ -360,18 +570,7 @@ class Daemon:
                 "(see systemd/memwatch.service)"
             )
         count = len(procs) + unreadable
-        if count and not state.present:
-            # The job (re)appears: its peak and its swap history start afresh.
-            state.present = True
-            state.accumulator = TreeAccumulator(pss=entry.pss)
-            state.recent.clear()
-            self._log(f"job {entry.name}: {count} process(es) appeared")
-        elif not count and state.present:
-            state.present = False
-            self._log(
-                f"job {entry.name}: no processes left; peak "
-                f"{human_bytes(state.peak_total_bytes)} stays exported until they return"
-            )
+        self._appear(entry, state, count)
         rss = swap = 0
         pss = 0 if entry.pss else None
         if state.present:
@@ -385,9 +584,6 @@ class Daemon:
             rss, swap, pss = sample.rss_bytes, sample.swap_bytes or 0, sample.pss_bytes
             state.peak_total_bytes, state.peak_at_unix_s = _peak(state.accumulator)
         size = observed_size(entry, pids, view) if count else None
-        sizes = list(entry.sizes)
-        if size is not None and size not in sizes:
-            sizes.append(size)
         return JobSnapshot(
             job=entry.name,
             processes=count,
@@ -399,7 +595,8 @@ class Daemon:
             swap_suspected=state.present and swapping_recently(state.recent),
             unreadable_processes=unreadable,
             observed_size=size,
-            recommended_bytes=self._recommender.recommend(entry.name, sizes) if sizes else (),
+            recommended_bytes=self._recommend(entry, size),
+            process_hwm_bytes=state.accumulator.max_process_hwm_bytes if state.present else None,
         )
 
     def _reset_schedules(self) -> None:
@@ -450,6 +647,7 @@ class Daemon:
                 signal.signal(signum, handler)
 
     def _serve(self) -> int:
+        self._recommender.start()  # fits from now on in their own thread, never in a pass
         try:
             self.tick(self._clock())  # the first pass, so the first scrape has figures
             try:
@@ -468,6 +666,8 @@ class Daemon:
                     self._server.stop()
         finally:
             self._table.close()
+            self._recommender.stop()
+            self._close_cgroups(self._jobs.values())
         self._log("stopped" if self._exit_code == 0 else f"stopped (exit {self._exit_code})")
         return self._exit_code
 
@@ -533,9 +733,14 @@ class Daemon:
                 return False
         self.config = new
         names = {e.name for e in new.watch}
+        self._close_cgroups(st for name, st in self._jobs.items() if name not in names)
         self._jobs = {name: state for name, state in self._jobs.items() if name in names}
         if self._history_path(new) != self._recommender.path:
+            running = self._recommender.running
+            self._recommender.stop()
             self._recommender = Recommender(self._history_path(new), self._log)
+            if running:
+                self._recommender.start()
         self._reset_schedules()  # every entry is sampled at once under the new config
         self._table.close()  # status files of processes no entry may watch any more
         self._log(f"reloaded: {self._describe(new)}")
@@ -564,6 +769,17 @@ class Daemon:
             raise
 
     # -- helpers --------------------------------------------------------------------------
+
+    @property
+    def recommender(self) -> Recommender:
+        return self._recommender
+
+    @staticmethod
+    def _close_cgroups(states: Iterable[_JobState]) -> None:
+        for state in states:
+            if state.cgroup is not None and state.cgroup.counters is not None:
+                state.cgroup.counters.close()
+                state.cgroup.counters = None
 
     def _configure(self, config: Config) -> Config:
         return config if self._port is None else dataclasses.replace(config, port=self._port)
@@ -602,16 +818,28 @@ class Daemon:
 def _peak(acc: TreeAccumulator) -> tuple[int, float | None]:
     """The job's peak so far and the unix time of the pass that saw it.
 
-    The larger of the largest sampled total and what the processes' high-water marks
-    (VmHWM) show between two passes, so a spike shorter than the interval still counts.
-    A process's VmHWM may predate memwatch's first look at it: it is still a true peak of
-    that process, seen (and time-stamped) at that first pass.
+    A total the job really held at one moment: the largest sampled total, or one process's
+    high-water mark (VmHWM) that rose while memwatch watched it, which the kernel proves
+    the job held at least (a spike shorter than the interval still counts). Never a sum
+    of marks from different moments, nor a mark a process reached before memwatch's first
+    look at it (those are exported apart: memwatch_job_process_hwm_bytes).
     """
     sampled = acc.max_sample
     best, at = (sampled.total_bytes, sampled.at_s) if sampled else (0, None)
-    if acc.spike_estimate_bytes > best:
-        best, at = acc.spike_estimate_bytes, acc.spike_estimate_at_s
+    if acc.risen_hwm_bytes > best:
+        best, at = acc.risen_hwm_bytes, acc.risen_hwm_at_s
     return best, at
+
+
+def by_cgroup(entry: WatchEntry) -> bool:
+    """Whether the entry is sampled from its cgroup's totals: it selects a cgroup or a
+    systemd unit and nothing else, and asks for nothing only processes can tell (PSS, a
+    size from a command line)."""
+    sel = entry.selector
+    if entry.pss or entry.size_from_cmdline is not None:
+        return False
+    others = (sel.pid, sel.pidfile, sel.name, sel.cmdline)
+    return all(v is None for v in others) and (sel.cgroup is None) != (sel.systemd_unit is None)
 
 
 def run_daemon(config_path: str, *, port: int | None = None) -> int:
