@@ -17,7 +17,7 @@ ratios (side by side, so they survive machine noise better than absolute times).
 Part 2 (issue 10's acceptance) wraps idle trees of --sizes processes (a Python parent
 whose children exec `sleep`, so a big tree stays small in memory) at --interval (0.05 s),
 three ways per size, the ways alternating round by round (--runs rounds):
-  memwatch           `python3 -m memwatch run --interval I --samples S.jsonl -- TREE`:
+  memwatch           `python3 -m memwatch run --interval I --json S.json -- TREE`:
                      the job cgroup's totals at every sample, the process walk at most
                      once a second (and at most 2 % of the time)
   memwatch --no-cgroup  the same without a job cgroup: every process's status at every sample
@@ -25,13 +25,15 @@ three ways per size, the ways alternating round by round (--runs rounds):
                      (memory_profiler: psutil children(recursive=True) + memory_info)
 Over a --window s window that starts once the tree is built, each watcher's own CPU
 (utime+stime of its process, all threads, children excluded) is divided by the samples it
-took in that window (lines added to its samples file) and by the tree's size: extra CPU
-per process per sample. Samples kept: samples taken / samples asked over the window.
+took in that window (memwatch: its sample rate over the run, from its JSON summary; mprof:
+the samples time-stamped in the window, from its .dat file) and by the tree's size: extra
+CPU per process per sample. Samples kept: samples taken / samples asked.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -196,13 +198,12 @@ def cpu_s(pid: int) -> float:
     return total / 1e9
 
 
-def lines(path: str) -> int:
-    """Lines written so far (memwatch flushes its samples file at every sample)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
+def memwatch_samples(summary_path: str, window_s: float) -> float:
+    """Samples memwatch took in a window: its rate over the whole run (JSON summary), as
+    no samples file is written (writing one would add its own cost to memwatch's)."""
+    with open(summary_path) as f:
+        summary = json.load(f)
+    return summary["samples"] / summary["duration_s"] * window_s
 
 
 def mprof_samples(path: str, a: float, b: float) -> int:
@@ -223,20 +224,20 @@ def wrap_idle_tree(way: str, n: int, interval: float, window_s: float) -> dict[s
             cmd = ["mprof", "run", "--include-children", "--interval", str(interval)]
             cmd += ["-o", out, "--nopython", *tree]
         else:
-            out = os.path.join(tmp, "samples.jsonl")
+            out = os.path.join(tmp, "summary.json")
             cmd = [sys.executable, "-m", "memwatch", "run", "-q", "--interval", str(interval)]
-            cmd += ["--samples", out, *(["--no-cgroup"] if "no-cgroup" in way else [])]
+            cmd += ["--json", out, *(["--no-cgroup"] if "no-cgroup" in way else [])]
             cmd += ["--", *tree]
         env = dict(os.environ, PYTHONPATH=REPO)
         watcher = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
         try:
             t_ready = wait_ready(ready, watcher, timeout=300)
             time.sleep(max(0.0, t_ready + 1.0 - time.monotonic()))
-            a, la, ta, wa = cpu_s(watcher.pid), lines(out), time.monotonic(), time.time()
+            a, ta, wa = cpu_s(watcher.pid), time.monotonic(), time.time()
             time.sleep(max(0.0, t_ready + 1.0 + window_s - time.monotonic()))
-            b, lb, tb, wb = cpu_s(watcher.pid), lines(out), time.monotonic(), time.time()
+            b, tb, wb = cpu_s(watcher.pid), time.monotonic(), time.time()
             rc = watcher.wait(timeout=300)
-            taken = mprof_samples(out, wa, wb) if way == "mprof" else lb - la
+            taken = mprof_samples(out, wa, wb) if way == "mprof" else memwatch_samples(out, tb - ta)
         finally:
             stop(watcher)
         asked = (tb - ta) / interval
