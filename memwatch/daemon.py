@@ -501,18 +501,7 @@ class Daemon:
             if cg.kernel_peak > best:
                 best, at = cg.kernel_peak, cg.kernel_peak_at_unix_s
             state.peak_total_bytes, state.peak_at_unix_s = best, at
-        return JobSnapshot(
-            job=entry.name,
-            processes=count,
-            rss_bytes=rss,
-            swap_bytes=swap,
-            pss_bytes=None,
-            peak_total_bytes=state.peak_total_bytes,
-            peak_at_unix_s=state.peak_at_unix_s,
-            swap_suspected=state.present and swapping_recently(state.recent),
-            unreadable_processes=0,
-            recommended_bytes=self._recommend(entry, None),
-        )
+        return self._figures(entry, state, count, rss, swap)
 
     def _appear(self, entry: WatchEntry, state: _JobState, count: int) -> None:
         """Note a job's processes appearing (its peak and swap history start afresh) or
@@ -528,12 +517,6 @@ class Daemon:
                 f"job {entry.name}: no processes left; peak "
                 f"{human_bytes(state.peak_total_bytes)} stays exported until they return"
             )
-
-    def _recommend(self, entry: WatchEntry, size: float | None) -> tuple[tuple[str, int], ...]:
-        sizes = list(entry.sizes)
-        if size is not None and size not in sizes:
-            sizes.append(size)
-        return self._recommender.recommend(entry.name, sizes) if sizes else ()
 
     # -- entries that select processes ------------------------------------------------------
 
@@ -584,9 +567,28 @@ class Daemon:
             rss, swap, pss = sample.rss_bytes, sample.swap_bytes or 0, sample.pss_bytes
             state.peak_total_bytes, state.peak_at_unix_s = _peak(state.accumulator)
         size = observed_size(entry, pids, view) if count else None
+        hwm = state.accumulator.max_process_hwm_bytes if state.present else None
+        return self._figures(entry, state, count, rss, swap, pss, unreadable, size, hwm)
+
+    def _figures(
+        self,
+        entry: WatchEntry,
+        state: _JobState,
+        processes: int,
+        rss: int,
+        swap: int,
+        pss: int | None = None,
+        unreadable: int = 0,
+        size: float | None = None,
+        process_hwm: int | None = None,
+    ) -> JobSnapshot:
+        """The job's snapshot from this pass's figures and what the daemon kept of it."""
+        sizes = list(entry.sizes)
+        if size is not None and size not in sizes:
+            sizes.append(size)
         return JobSnapshot(
             job=entry.name,
-            processes=count,
+            processes=processes,
             rss_bytes=rss,
             swap_bytes=swap,
             pss_bytes=pss,
@@ -595,8 +597,8 @@ class Daemon:
             swap_suspected=state.present and swapping_recently(state.recent),
             unreadable_processes=unreadable,
             observed_size=size,
-            recommended_bytes=self._recommend(entry, size),
-            process_hwm_bytes=state.accumulator.max_process_hwm_bytes if state.present else None,
+            recommended_bytes=self._recommender.recommend(entry.name, sizes) if sizes else (),
+            process_hwm_bytes=process_hwm,
         )
 
     def _reset_schedules(self) -> None:
