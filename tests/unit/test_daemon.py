@@ -18,10 +18,11 @@ import pytest
 
 from memwatch import cli, model
 from memwatch.config import Config, Selector, WatchEntry, WebConfig
-from memwatch.daemon import Daemon, Recommender, by_cgroup, observed_size
+from memwatch.daemon import Daemon, by_cgroup, observed_size
 from memwatch.errors import ConfigError, MemwatchError
 from memwatch.history import History
 from memwatch.procfs import StatusFiles
+from memwatch.recommender import Recommender
 from memwatch.sdnotify import notify, reloading_state, watchdog_period_s
 from memwatch.tree import ProcessTable
 from memwatch.types import Peak
@@ -381,7 +382,7 @@ def test_the_model_is_fitted_once_per_history_change(tmp_path, run_summary, monk
     fits = []
     real_fit = model.fit
     monkeypatch.setattr(model, "fit", lambda m, **kw: fits.append(len(m)) or real_fit(m, **kw))
-    rec = Recommender(str(history))
+    rec = Recommender(str(history), print)
     assert rec.recommend("etl", [4.0, 5.0]) == ()  # not fitted yet: asked of the worker
     for _ in range(3):
         rec.update()
