@@ -454,19 +454,9 @@ def summarise(
             "the command ended before memwatch could read its memory: its peak is unknown, "
             "not zero (ru_maxrss cannot tell it apart from memwatch's own footprint)"
         )
-    oom_killed = False
-    if o.cgroup is not None and o.cgroup.oom_kills:
-        oom_killed = True
-        warnings.append(
-            f"the kernel's OOM killer killed {o.cgroup.oom_kills} process(es) of the job "
-            "(cgroup memory limit reached): the peak is the peak up to the kill"
-        )
-    elif sig == getattr(signal, "SIGKILL", None) and o.system_oom_kills:
-        oom_killed = True
-        warnings.append(
-            "the command was killed by SIGKILL while the system's OOM-kill count rose: "
-            "probably OOM-killed; the peak is the peak up to the kill"
-        )
+    oom = _oom_verdict(o, sig)
+    if oom:
+        warnings.append(oom)
     for p in o.plateaus:
         grew = (
             f"swap grew {p.swap_growth_bytes >> 20} MiB"
@@ -498,7 +488,7 @@ def summarise(
         command=tuple(command),
         exit_code=exit_code,
         signal=sig,
-        oom_killed=oom_killed,
+        oom_killed=oom is not None,
         duration_s=o.duration_s,
         interval_s=interval_s,
         samples=acc.samples,
@@ -517,3 +507,18 @@ def summarise(
         backend=o.backend,
         received_signal=o.received_signal,
     )
+
+
+def _oom_verdict(o: Observed, sig: int | None) -> str | None:
+    """Why the job counts as OOM-killed (the summary's warning), or None if it does not."""
+    if o.cgroup is not None and o.cgroup.oom_kills:
+        return (
+            f"the kernel's OOM killer killed {o.cgroup.oom_kills} process(es) of the job "
+            "(cgroup memory limit reached): the peak is the peak up to the kill"
+        )
+    if sig == getattr(signal, "SIGKILL", None) and o.system_oom_kills:
+        return (
+            "the command was killed by SIGKILL while the system's OOM-kill count rose: "
+            "probably OOM-killed; the peak is the peak up to the kill"
+        )
+    return None
