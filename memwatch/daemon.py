@@ -220,6 +220,8 @@ class Daemon:
         for i in due:
             if by_cgroup(entries[i]):
                 self._open_cgroup(entries[i], states[i])
+            elif states[i].cgroup is not None:  # a reload made it select processes
+                self._close_cgroups([states[i]])
         selecting = [i for i, st in enumerate(states) if st.cgroup is None]
         swapout = None
         if any(i in selecting for i in due):
@@ -560,7 +562,12 @@ class Daemon:
                 return False
         self.config = new
         names = {e.name for e in new.watch}
-        self._close_cgroups(st for name, st in self._jobs.items() if name not in names)
+        # A job gone, or one selecting something else now: its cgroup is looked for afresh.
+        kept = {e.name: e.selector for e in old.watch} | {e.name: e.selector for e in new.watch}
+        changed = {e.name for e in old.watch if kept[e.name] != e.selector}
+        self._close_cgroups(
+            st for name, st in self._jobs.items() if name not in names or name in changed
+        )
         self._jobs = {name: state for name, state in self._jobs.items() if name in names}
         if self._history_path(new) != self._recommender.path:
             running = self._recommender.running
@@ -603,10 +610,11 @@ class Daemon:
 
     @staticmethod
     def _close_cgroups(states: Iterable[_JobState]) -> None:
+        """Close their cgroup files and forget their cgroups (found again if still watched)."""
         for state in states:
             if state.cgroup is not None and state.cgroup.counters is not None:
                 state.cgroup.counters.close()
-                state.cgroup.counters = None
+            state.cgroup = None
 
     def _configure(self, config: Config) -> Config:
         return config if self._port is None else dataclasses.replace(config, port=self._port)

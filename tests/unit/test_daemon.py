@@ -989,3 +989,25 @@ def test_entries_that_ask_for_what_only_processes_tell_are_not_sampled_by_cgroup
     assert not by_cgroup(replace(UNIT, **fields))
     both = Selector(systemd_unit="app.service", cmdline=re.compile("x"))
     assert not by_cgroup(replace(UNIT, selector=both))
+
+
+def test_a_reload_that_changes_a_cgroup_entry_follows_the_new_selection(cgroupfs_v1, tmp_path):
+    fs = cgroupfs_v1
+    unit_cgroup(fs, ram_mib=50, swap_mib=0)
+    unit_cgroup(fs, "other.service", pids=(20,), ram_mib=70, swap_mib=0)
+    h = cgroup_harness(fs, tmp_path, UNIT)
+    h.daemon.sample()
+    assert h.job("app").rss_bytes == 50 * MIB
+    other = entry("app", selector=Selector(systemd_unit="other.service"))
+    h.next_config = replace(h.config, watch=(other,))
+    assert h.daemon.reload()
+    h.daemon.sample()
+    assert h.job("app").rss_bytes == 70 * MIB
+    # Asked for PSS now: only processes can tell it, so the cgroup is let go.
+    h.next_config = replace(h.config, watch=(replace(other, pss=True),))
+    assert h.daemon.reload()
+    h.daemon._table.refresh = (
+        SimpleNamespace(path=fs.procfs_path) and ProcessTable(fs.procfs_path).refresh
+    )
+    h.daemon.sample()
+    assert h.daemon._jobs["app"].cgroup is None
