@@ -995,7 +995,7 @@ def test_a_reload_that_changes_a_cgroup_entry_follows_the_new_selection(cgroupfs
     fs = cgroupfs_v1
     unit_cgroup(fs, ram_mib=50, swap_mib=0)
     unit_cgroup(fs, "other.service", pids=(20,), ram_mib=70, swap_mib=0)
-    h = cgroup_harness(fs, tmp_path, UNIT)
+    h = Harness(SimpleNamespace(path=fs.procfs_path), tmp_path, UNIT)
     h.daemon.sample()
     assert h.job("app").rss_bytes == 50 * MIB
     other = entry("app", selector=Selector(systemd_unit="other.service"))
@@ -1006,8 +1006,6 @@ def test_a_reload_that_changes_a_cgroup_entry_follows_the_new_selection(cgroupfs
     # Asked for PSS now: only processes can tell it, so the cgroup is let go.
     h.next_config = replace(h.config, watch=(replace(other, pss=True),))
     assert h.daemon.reload()
-    h.daemon._table.refresh = (
-        SimpleNamespace(path=fs.procfs_path) and ProcessTable(fs.procfs_path).refresh
-    )
     h.daemon.sample()
     assert h.daemon._jobs["app"].cgroup is None
+    assert h.job("app").processes == 0  # the fake /proc lists none of the unit's processes
