@@ -37,7 +37,7 @@ from .history import default_path
 from .peak import TreeAccumulator
 from .plateau import RECENT_SAMPLES, swapping_recently
 from .procfs import PROC, is_running, read_vmstat
-from .recommender import Recommender
+from .recommender import FitJob, Recommender
 from .report import human_bytes, parse_size
 from .sdnotify import notify, reloading_state, watchdog_period_s
 from .tree import FACTS_MAX_AGE_S, ProcessTable, ProcessView, assign
@@ -148,7 +148,8 @@ class Daemon:
     without a real server or real time: ``procfs``, ``table`` (the /proc view it keeps),
     ``server_factory`` (address, port, web) -> server, ``load`` (config path -> Config),
     ``clock`` (monotonic), ``wall_clock`` (unix time), ``env`` ($NOTIFY_SOCKET,
-    $WATCHDOG_USEC) and ``log``. ``port`` overrides the config's port, at reloads too.
+    $WATCHDOG_USEC), ``log`` and ``fit_job`` (how the recommender fits: by default in a
+    child process). ``port`` overrides the config's port, at reloads too.
     """
 
     def __init__(
@@ -164,6 +165,7 @@ class Daemon:
         wall_clock: Callable[[], float] = time.time,
         env: Mapping[str, str] = os.environ,
         log: Callable[[str], None] = log,
+        fit_job: FitJob | None = None,
     ) -> None:
         self._port = port
         self.config = self._configure(config)
@@ -182,7 +184,8 @@ class Daemon:
         self._registry: CollectorRegistry | None = None
         self._server: Server | None = None
         self._jobs: dict[str, _JobState] = {}
-        self._recommender = Recommender(self._history_path(self.config), self._log)
+        self._fit_job = fit_job
+        self._recommender = self._make_recommender(self.config)
         self._schedules: list[_Schedule] = []
         self._reset_schedules()
         self._snapshot: Snapshot | None = None
@@ -572,7 +575,7 @@ class Daemon:
         if self._history_path(new) != self._recommender.path:
             running = self._recommender.running
             self._recommender.stop()
-            self._recommender = Recommender(self._history_path(new), self._log)
+            self._recommender = self._make_recommender(new)
             if running:
                 self._recommender.start()
         self._reset_schedules()  # every entry is sampled at once under the new config
@@ -618,6 +621,9 @@ class Daemon:
 
     def _configure(self, config: Config) -> Config:
         return config if self._port is None else dataclasses.replace(config, port=self._port)
+
+    def _make_recommender(self, config: Config) -> Recommender:
+        return Recommender(self._history_path(config), self._log, fit_job=self._fit_job)
 
     @staticmethod
     def _history_path(config: Config) -> str:

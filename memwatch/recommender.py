@@ -1,25 +1,29 @@
 """Recommended memory per (job, size) for the daemon, fitted in a worker thread.
 
 The daemon's loop samples and pings the watchdog; a fit of a long history takes seconds.
-So the loop only asks and reads what is ready (one dict, replaced whole by the worker),
-and the worker reads the history and fits (numpy is imported there, on the first fit).
+So the loop only asks and reads what is ready (one dict, replaced whole by the worker);
+the worker thread asks the history whether a job's runs changed and has a child process
+read them and fit (its own interpreter: no GIL shared with the daemon, no numpy in it).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .errors import FitError, HistoryError
 from .history import open_history
-from .records import Store, is_url
+from .records import is_url
 from .report import size_text
 
-if TYPE_CHECKING:
-    from .model import Model
+# (history location, job, sizes) -> {size: recommended bytes or None}; raises HistoryError.
+FitJob = Callable[[str, str, Sequence[float]], dict[float, int | None]]
 
 # Distinct (job, size) predictions asked for between history changes: a job whose
 # observed size changes at every run must not grow them for months.
@@ -30,6 +34,8 @@ HISTORY_TIMEOUT_S = 0.3
 # connection, and an unreachable server holds the worker for libpq's shortest connect
 # timeout (2 s).
 URL_REFRESH_S = 60.0
+# A fit that takes longer is given up (and asked again at the next history change).
+FIT_TIMEOUT_S = 600.0
 
 
 class Recommender:
@@ -50,10 +56,12 @@ class Recommender:
         path: str,
         report: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        fit_job: FitJob | None = None,
     ) -> None:
         self.path = path
         self._report = report
         self._clock = clock
+        self._fit_job = fit_job if fit_job is not None else fit_in_child
         self._asked_at: float | None = None
         self._stamp: tuple[Any, ...] | None = None
         self._lock = threading.Lock()  # guards _wanted, written by the loop, read by the worker
@@ -62,7 +70,6 @@ class Recommender:
         # so a pass reads one consistent mapping without a lock.
         self._ready: dict[tuple[str, float], int | None] = {}
         self._markers: dict[str, tuple[Any, ...]] = {}
-        self._models: dict[str, Model | None] = {}
         self._last_error: str | None = None
         self._wake = threading.Event()
         self._stopping = False
@@ -133,16 +140,16 @@ class Recommender:
                 rows = store.rows("SELECT count(*), max(id) FROM runs WHERE job = ?", (job,))
                 marker = tuple(rows[0]) if rows else ()
                 if marker != self._markers.get(job):
-                    self._models[job] = self._fit(store, job)
-                    self._markers[job] = marker
                     ready = {key: v for key, v in ready.items() if key[0] != job}
+                missing = sorted(s for s in sizes if (job, s) not in ready)
+                if missing:
+                    found = self._fit_job(self.path, job, missing)
+                    ready.update(((job, size), value) for size, value in found.items())
+                self._markers[job] = marker
             except HistoryError as err:
                 self._note(f"no recommendations: {err}")
                 failed = True  # not cached: a lock is released, a file fixed; ask again
                 continue
-            for size in sizes:
-                if (job, size) not in ready:
-                    ready[(job, size)] = self._predict(self._models[job], size)
         if not failed:
             self._last_error = None
         self._stamp = None if failed else stamp
@@ -171,25 +178,64 @@ class Recommender:
             self._report(problem)
             self._last_error = problem
 
-    @staticmethod
-    def _fit(store: Store, job: str) -> Model | None:
-        from .fitreport import history_measurements  # numpy: loaded only when a job asks
-        from .model import fit
 
-        # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
-        measurements = history_measurements(store, job)[0]
+def predictions(path: str, job: str, sizes: Sequence[float]) -> dict[float, int | None]:
+    """Fit the job's runs in the history at ``path``; what to provision at each size (None:
+    no answer: too few sized runs, or far beyond them). HistoryError if it cannot be read."""
+    from .fitreport import history_measurements  # numpy: loaded only for a fit
+    from .model import fit, predict
+
+    store = open_history(path, timeout_s=HISTORY_TIMEOUT_S)
+    # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
+    measurements = history_measurements(store, job)[0]
+    try:
+        model = fit(measurements)
+    except FitError:
+        return dict.fromkeys(sizes)
+    found: dict[float, int | None] = {}
+    for size in sizes:
         try:
-            return fit(measurements)
+            found[size] = predict(model, size).recommended_bytes
         except FitError:
-            return None
+            found[size] = None  # far beyond the measured sizes: memwatch does not guess there
+    return found
 
-    @staticmethod
-    def _predict(model: Model | None, size: float) -> int | None:
-        if model is None:
-            return None
-        from .model import predict
 
-        try:
-            return predict(model, size).recommended_bytes
-        except FitError:
-            return None  # far beyond the measured sizes: memwatch does not guess there
+def fit_in_child(path: str, job: str, sizes: Sequence[float]) -> dict[float, int | None]:
+    """``predictions`` in a child interpreter: its GIL is not the daemon's, so passes and
+    scrapes keep their pace while it fits (in a thread, a fit of 100000 runs stretched
+    passes to ~0.9 s), and numpy never loads into the daemon."""
+    request = json.dumps({"path": path, "job": job, "sizes": list(sizes)})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "memwatch.recommender"],
+            input=request,
+            capture_output=True,
+            text=True,
+            timeout=FIT_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise HistoryError(f"the fit of job {job} failed: {err}") from err
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise HistoryError(f"the fit of job {job} failed (exit {done.returncode}): {last}")
+    reply = json.loads(done.stdout)
+    if "error" in reply:
+        raise HistoryError(reply["error"])
+    return {float(size): value for size, value in reply["predictions"]}
+
+
+def _child() -> None:
+    """`python -m memwatch.recommender`: a request on stdin, the predictions on stdout."""
+    request = json.load(sys.stdin)
+    try:
+        found = predictions(request["path"], request["job"], request["sizes"])
+    except HistoryError as err:
+        json.dump({"error": str(err)}, sys.stdout)
+        return
+    json.dump({"predictions": list(found.items())}, sys.stdout)
+
+
+if __name__ == "__main__":
+    _child()

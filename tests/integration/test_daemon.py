@@ -9,6 +9,7 @@ failed under CI=true.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -510,3 +511,31 @@ def test_a_unit_style_cgroups_exported_peak_is_the_kernels(
 
     assert wait_for("the kernel's peak to be exported", settled, daemon.explain) == kernel
     assert "memwatch_job_process_hwm_bytes{" not in daemon.scrape()  # no process was read
+
+
+def test_recommendations_are_fitted_in_a_child_process_without_numpy_in_the_daemon(
+    start_daemon, tmp_path
+):
+    from memwatch.history import History
+    from memwatch.types import Bounds, Peak, RunSummary
+
+    history = History(str(tmp_path / "history.sqlite"))  # the daemon's (start_daemon's) own
+    for size in (1000.0, 2000.0, 3000.0, 4000.0):
+        peak = Peak(int(size * 100_000), int(size * 100_000), 0, None, 1.0, "cgroup")
+        summary = RunSummary(
+            ("job",), 0, None, False, 1.0, 0.1, 10, peak, Bounds(1, 2), None, False
+        )
+        history.record(dataclasses.replace(summary, size=size), "fitted")
+    watch = "  - name: fitted\n    cmdline: 'no-process-has-this-{}'\n    sizes: [8000]\n"
+    daemon = start_daemon(watch.format(uuid.uuid4().hex))
+    text = daemon.wait_scrape(
+        "the recommendation", lambda t: "memwatch_job_recommended_memory_bytes{" in t
+    )
+    recommended = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "memwatch_job_recommended_memory_bytes"
+    ]
+    assert recommended and recommended[0] >= 8000 * 100_000
+    assert "numpy" not in Path(f"/proc/{daemon.proc.pid}/maps").read_text()

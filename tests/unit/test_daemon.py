@@ -22,7 +22,7 @@ from memwatch.daemon import Daemon, by_cgroup, observed_size
 from memwatch.errors import ConfigError, MemwatchError
 from memwatch.history import History
 from memwatch.procfs import StatusFiles
-from memwatch.recommender import Recommender
+from memwatch.recommender import Recommender, predictions
 from memwatch.sdnotify import notify, reloading_state, watchdog_period_s
 from memwatch.tree import ProcessTable
 from memwatch.types import Peak
@@ -86,6 +86,7 @@ class Harness:
             wall_clock=self.wall,
             env=env or {},
             log=self.lines.append,
+            fit_job=predictions,  # in this process, where model.fit can be watched
         )
 
     def load(self, path):
@@ -382,7 +383,7 @@ def test_the_model_is_fitted_once_per_history_change(tmp_path, run_summary, monk
     fits = []
     real_fit = model.fit
     monkeypatch.setattr(model, "fit", lambda m, **kw: fits.append(len(m)) or real_fit(m, **kw))
-    rec = Recommender(str(history), print)
+    rec = Recommender(str(history), print, fit_job=predictions)
     assert rec.recommend("etl", [4.0, 5.0]) == ()  # not fitted yet: asked of the worker
     for _ in range(3):
         rec.update()
@@ -438,7 +439,7 @@ def test_an_unusable_history_is_reported_once_and_recommends_nothing(tmp_path):
     bad = tmp_path / "history.sqlite"
     bad.write_text("not a database, just text that is long enough to have a header " * 20)
     lines: list[str] = []
-    rec = Recommender(str(bad), lines.append)
+    rec = Recommender(str(bad), lines.append, fit_job=predictions)
     for _ in range(3):
         assert rec.recommend("etl", [1.0]) == ()
         assert rec.recommend("web", [1.0]) == ()
@@ -847,7 +848,7 @@ def test_a_locked_history_is_given_up_quickly_and_asked_again(tmp_path, run_summ
     holder.execute("BEGIN EXCLUSIVE")
     try:
         lines: list[str] = []
-        recommender = Recommender(str(path), lines.append)
+        recommender = Recommender(str(path), lines.append, fit_job=predictions)
         assert recommender.recommend("etl", [5.0]) == ()
         recommender.update()
         assert any("locked by another process for 0.3 s" in line for line in lines)
