@@ -228,6 +228,11 @@ def fit_in_child(path: str, job: str, sizes: Sequence[float]) -> dict[float, int
 
 def _child() -> None:
     """`python -m memwatch.recommender`: a request on stdin, the predictions on stdout."""
+    # The fit gives way to the daemon: on a small machine a fit at full priority, with a
+    # BLAS thread per core, stretched passes and scrapes (benchmarks/daemon_scale.py).
+    os.nice(19)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")  # read when numpy loads, in predictions()
     request = json.load(sys.stdin)
     try:
         found = predictions(request["path"], request["job"], request["sizes"])
