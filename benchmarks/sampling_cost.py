@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""What sampling a 100-process tree costs: memwatch vs psutil vs bare /proc reads; memwatch's own.
+"""What sampling costs: memwatch vs psutil vs bare /proc reads; memwatch run vs mprof.
 
-Run by hand:  python3 benchmarks/sampling_cost.py [--rounds 300] [--runs 3]
+Run by hand, as root (the job cgroup), with mprof installed (pip install '.[bench]'):
+    python3 benchmarks/sampling_cost.py [--rounds 300] [--runs 3] [--sizes 100,1000,5000]
+Takes about 15 minutes at the defaults.
 
 Part 1 times one sample of the same live 100-process tree, the methods alternating round
 by round (order rotated each round) so a noisy, shared machine slows them all alike:
-  memwatch       TreeTracker + Sampler.sample_once(): one /proc listing, then stat + status
-                 per process (rss, swap, VmHWM), folded into the accumulator
+  memwatch       TreeTracker + Sampler.sample_once() without a cgroup: one /proc listing,
+                 then one pread of each process's kept-open status (rss, swap, VmHWM),
+                 folded into the accumulator
   memwatch --pss the same with pss=True: smaps_rollup per process too
   psutil         Process(root).children(recursive=True) + memory_full_info() of each
                  (rss, swap, pss): the same information as memwatch --pss
