@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""What sampling a 100-process tree costs: memwatch vs psutil vs bare /proc reads; memwatch's own.
+"""What sampling costs: memwatch vs psutil vs bare /proc reads; memwatch run vs mprof.
 
-Run by hand:  python3 benchmarks/sampling_cost.py [--rounds 300] [--runs 3]
+Run by hand, as root (the job cgroup), with mprof installed (pip install '.[bench]'):
+    python3 benchmarks/sampling_cost.py [--rounds 300] [--runs 3] [--sizes 100,1000,5000]
+Takes about 15 minutes at the defaults.
 
 Part 1 times one sample of the same live 100-process tree, the methods alternating round
 by round (order rotated each round) so a noisy, shared machine slows them all alike:
-  memwatch       TreeTracker + Sampler.sample_once(): one /proc listing, then stat + status
-                 per process (rss, swap, VmHWM), folded into the accumulator
+  memwatch       TreeTracker + Sampler.sample_once() without a cgroup: one /proc listing,
+                 then one pread of each process's kept-open status (rss, swap, VmHWM),
+                 folded into the accumulator
   memwatch --pss the same with pss=True: smaps_rollup per process too
   psutil         Process(root).children(recursive=True) + memory_full_info() of each
                  (rss, swap, pss): the same information as memwatch --pss
@@ -14,15 +17,26 @@ by round (order rotated each round) so a noisy, shared machine slows them all al
 Figures are medians of microseconds per process per sample, and medians of the per-round
 ratios (side by side, so they survive machine noise better than absolute times).
 
-Part 2 runs `python3 -m memwatch -- <the tree, asleep>` at the default 0.1 s interval.
-The job uses no CPU once built, so memwatch's CPU over a 10 s window (utime+stime of
-/proc/<memwatch>/stat, all its threads, its children excluded) is its own sampling cost;
-VmHWM is read from /proc/<memwatch>/status just before the job ends.
+Part 2 (issue 10's acceptance) wraps idle trees of --sizes processes (a Python parent
+whose children exec `sleep`, so a big tree stays small in memory) at --interval (0.05 s),
+three ways per size, the ways alternating round by round (--runs rounds):
+  memwatch           `python3 -m memwatch run --interval I --json S.json -- TREE`:
+                     the job cgroup's totals at every sample, the process walk at most
+                     once a second (and at most 2 % of the time)
+  memwatch --no-cgroup  the same without a job cgroup: every process's status at every sample
+  mprof              `mprof run --include-children --interval I -o S.dat TREE`
+                     (memory_profiler: psutil children(recursive=True) + memory_info)
+Over a --window s window that starts once the tree is built, each watcher's own CPU
+(utime+stime of its process, all threads, children excluded) is divided by the samples it
+took in that window (memwatch: its sample rate over the run, from its JSON summary; mprof:
+the samples time-stamped in the window, from its .dat file) and by the tree's size: extra
+CPU per process per sample. Samples kept: samples taken / samples asked.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -145,59 +159,129 @@ def part1(root: int, rounds: int) -> dict[str, list[float]]:
     return per_proc
 
 
-# ---- part 2: memwatch's own cost while wrapping the tree -----------------------------
-def cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
-
-
-def status_kib(pid: int, key: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def part2(window_s: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        ready, out = os.path.join(tmp, "ready"), os.path.join(tmp, "summary.json")
-        cmd = [
-            sys.executable,
-            "-m",
-            "memwatch",
-            "-q",
-            "--json",
-            out,
-            "--",
-            *tree_cmd(window_s + 4, ready),
-        ]
-        env = dict(os.environ, PYTHONPATH=REPO)
-        mw = subprocess.Popen(cmd, env=env, start_new_session=True)
+# ---- part 2: wrapping idle trees of several sizes, memwatch vs mprof -------------------
+# A parent whose children exec sleep (PR_SET_PDEATHSIG: none outlives it): thousands of
+# them fit in little memory. It touches READY once all exist, holds HOLD s, kills them.
+IDLE_TREE = r"""
+import ctypes, os, signal, sys, time
+n, hold, ready, sleep = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+libc = ctypes.CDLL(None, use_errno=True)
+kids = []
+for _ in range(n - 1):
+    pid = os.fork()
+    if pid == 0:
         try:
-            t_ready = wait_ready(ready, mw)
-            time.sleep(max(0.0, t_ready + 0.5 - time.monotonic()))
-            a, ta = cpu_s(mw.pid), time.monotonic()
-            time.sleep(max(0.0, t_ready + 0.5 + window_s - time.monotonic()))
-            b, tb = cpu_s(mw.pid), time.monotonic()
-            hwm, total = status_kib(mw.pid, "VmHWM"), b
-            rc = mw.wait(timeout=60)
+            libc.prctl(1, signal.SIGKILL)
+            os.execv(sleep, ["sleep", "86400"])
         finally:
-            stop(mw)
-        return dict(cpu_pct=100 * (b - a) / (tb - ta), total_cpu_s=total, hwm_mib=hwm / 1024, rc=rc)
+            os._exit(127)
+    kids.append(pid)
+open(ready, "w").close()
+time.sleep(hold)
+for k in kids:
+    os.kill(k, signal.SIGKILL)
+for k in kids:
+    os.waitpid(k, 0)
+"""
+SLEEP = "/bin/sleep"
+WAYS = ("memwatch", "memwatch --no-cgroup", "mprof")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time of a process, all its live threads (children excluded), in seconds: the
+    scheduler's nanosecond sum (/proc/PID/task/TID/schedstat), not utime+stime, which
+    are counted in whole clock ticks and miss short wake-ups."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            pass  # a thread that just ended
+    return total / 1e9
+
+
+def memwatch_samples(summary_path: str, window_s: float) -> float:
+    """Samples memwatch took in a window: its rate over the whole run (JSON summary), as
+    no samples file is written (writing one would add its own cost to memwatch's)."""
+    with open(summary_path) as f:
+        summary = json.load(f)
+    return summary["samples"] / summary["duration_s"] * window_s
+
+
+def mprof_samples(path: str, a: float, b: float) -> int:
+    """mprof's samples ("MEM <MiB> <unix time>" lines) time-stamped in [a, b]: it does not
+    flush them as it goes."""
+    with open(path) as f:
+        stamps = [float(line.split()[2]) for line in f if line.startswith("MEM ")]
+    return sum(1 for t in stamps if a <= t <= b)
+
+
+def wrap_idle_tree(way: str, n: int, interval: float, window_s: float) -> dict[str, float]:
+    """One watcher wrapping one idle tree: its CPU and samples over the window."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ready = os.path.join(tmp, "ready")
+        tree = [sys.executable, "-c", IDLE_TREE, str(n), str(window_s + 3), ready, SLEEP]
+        if way == "mprof":
+            out = os.path.join(tmp, "mprof.dat")
+            cmd = ["mprof", "run", "--include-children", "--interval", str(interval)]
+            cmd += ["-o", out, "--nopython", *tree]
+        else:
+            out = os.path.join(tmp, "summary.json")
+            cmd = [sys.executable, "-m", "memwatch", "run", "-q", "--interval", str(interval)]
+            cmd += ["--json", out, *(["--no-cgroup"] if "no-cgroup" in way else [])]
+            cmd += ["--", *tree]
+        env = dict(os.environ, PYTHONPATH=REPO)
+        watcher = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+        try:
+            t_ready = wait_ready(ready, watcher, timeout=300)
+            time.sleep(max(0.0, t_ready + 1.0 - time.monotonic()))
+            a, ta, wa = cpu_s(watcher.pid), time.monotonic(), time.time()
+            time.sleep(max(0.0, t_ready + 1.0 + window_s - time.monotonic()))
+            b, tb, wb = cpu_s(watcher.pid), time.monotonic(), time.time()
+            rc = watcher.wait(timeout=300)
+            taken = mprof_samples(out, wa, wb) if way == "mprof" else memwatch_samples(out, tb - ta)
+        finally:
+            stop(watcher)
+        asked = (tb - ta) / interval
+        return dict(
+            us_per_proc=1e6 * (b - a) / max(1, taken) / n,
+            us_per_sample=1e6 * (b - a) / max(1, taken),
+            kept_pct=100 * taken / asked,
+            rc=rc,
+        )
+
+
+def part2(sizes: list[int], interval: float, window_s: float, runs: int) -> dict:
+    """{(way, n): [figures of each run]}: the ways alternating, order rotated each round."""
+    found: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for n in sizes:
+        for r in range(runs):
+            for way in WAYS[r % 3 :] + WAYS[: r % 3]:
+                got = wrap_idle_tree(way, n, interval, window_s)
+                found.setdefault((way, n), []).append(got)
+                print(
+                    f"  {n:5d} processes  {way:22s} run {r + 1}: "
+                    f"{got['us_per_proc']:8.2f} us/proc/sample  {got['kept_pct']:5.1f}% kept"
+                    f"  (exit {got['rc']:.0f})",
+                    flush=True,
+                )
+    return found
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=300, help="samples per method in part 1")
-    ap.add_argument("--runs", type=int, default=3, help="memwatch runs in part 2")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each watcher per size, part 2")
     ap.add_argument("--window", type=float, default=10.0, help="seconds measured per run in part 2")
+    ap.add_argument("--interval", type=float, default=0.05, help="sampling interval in part 2")
+    ap.add_argument("--sizes", default="100,1000,5000", help="tree sizes in part 2")
     opts = ap.parse_args()
+    sizes = [int(x) for x in opts.sizes.split(",")]
     nproc_machine = sum(1 for d in os.listdir("/proc") if d.isdigit())
     print(
-        f"tree: {NPROC} processes x ~{MIB_EACH} MiB; {nproc_machine} processes on the machine; "
-        f"{os.cpu_count()} CPUs; psutil {psutil.__version__}"
+        f"{nproc_machine} processes on the machine; {os.cpu_count()} CPUs; "
+        f"psutil {psutil.__version__}"
     )
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -214,7 +298,7 @@ def main() -> int:
     def ratio(a: str, b: str) -> float:  # median of per-round ratios: side by side
         return statistics.median(x / y for x, y in zip(per_proc[a], per_proc[b], strict=True))
 
-    print(f"\nPart 1: one sample of the tree, {opts.rounds} rounds, methods alternating")
+    print(f"\nPart 1: one sample of a {NPROC}-process tree, {opts.rounds} rounds, alternating")
     hdr = f"{'method':16} {'us/proc median':>15} {'p10':>7} {'p90':>7} {'ms/sample':>10} x memwatch"
     print(hdr + "\n" + "-" * len(hdr))
     for name, v in per_proc.items():
@@ -222,37 +306,48 @@ def main() -> int:
         ms = med[name] * NPROC / 1000
         x = ratio(name, "memwatch")
         print(f"{name:16} {med[name]:15.1f} {q[0]:7.1f} {q[-1]:7.1f} {ms:10.2f} {x:10.2f}")
-    r_ps, r_ps_pss = ratio("psutil", "memwatch"), ratio("psutil", "memwatch --pss")
-    r_floor = ratio("memwatch", "status only")
 
-    print(f"\nPart 2: memwatch wrapping the idle tree, interval 0.1 s, {opts.window:g} s window")
-    hdr = f"{'run':>4} {'CPU % of one core':>18} {'CPU s since start':>18} {'VmHWM MiB':>10} exit"
-    print(hdr + "\n" + "-" * len(hdr))
-    runs = []
-    for i in range(opts.runs):
-        r = part2(opts.window)
-        runs.append(r)
-        cpu_pct, total, hwm_mib = r["cpu_pct"], r["total_cpu_s"], r["hwm_mib"]
-        print(f"{i + 1:>4} {cpu_pct:18.2f} {total:18.2f} {hwm_mib:10.1f} {r['rc']:>4}")
-    cpu = statistics.median(r["cpu_pct"] for r in runs)
-    hwm = max(r["hwm_mib"] for r in runs)
-    predicted = med["memwatch"] * NPROC / 1e6 * 10 * 100  # s/sample * 10 samples/s, in %
-
-    mw, mw_pss, ps, floor = (
-        med[k] for k in ("memwatch", "memwatch --pss", "psutil", "status only")
-    )
     print(
-        f"\nSummary: on a {NPROC}-process tree one memwatch sample costs a median {mw:.1f} us "
-        f"per process ({mw * NPROC / 1000:.2f} ms per sample), {mw_pss:.1f} us with --pss, against "
-        f"{ps:.1f} us for psutil (children(recursive=True) + memory_full_info) and {floor:.1f} us "
-        f"for reading /proc/PID/status alone. psutil/memwatch = {r_ps:.1f}x (median of per-round "
-        f"ratios), {'meeting' if r_ps >= 5 else 'NOT meeting'} the required >= 5x; against "
-        f"memwatch --pss, which gives the same information (rss, swap, pss), psutil costs "
-        f"{r_ps_pss:.1f}x. memwatch costs {r_floor:.1f}x a bare status read (it also lists /proc "
-        f"and reads stat for pid-reuse checks). Wrapping the idle tree at 0.1 s, memwatch used a "
-        f"median {cpu:.2f}% of one core (the per-sample time predicts {predicted:.2f}%) and at "
-        f"most {hwm:.1f} MiB VmHWM, {'within' if hwm <= 30 else 'ABOVE'} the 30 MiB budget."
+        f"\nPart 2: wrapping idle trees at {opts.interval:g} s, {opts.window:g} s windows, "
+        f"{opts.runs} runs per watcher and size"
     )
+    found = part2(sizes, opts.interval, opts.window, opts.runs)
+
+    def fig(way: str, n: int, key: str) -> float:
+        return statistics.median(r[key] for r in found[(way, n)])
+
+    print()
+    hdr = f"{'processes':>9} {'watcher':22} {'us/proc/sample':>15} {'us/sample':>10} "
+    hdr += f"{'kept %':>7} {'mprof / it':>11}"
+    print(hdr + "\n" + "-" * len(hdr))
+    for n in sizes:
+        for way in WAYS:
+            per = fig(way, n, "us_per_proc")
+            x = fig("mprof", n, "us_per_proc") / per
+            print(
+                f"{n:9d} {way:22} {per:15.2f} {fig(way, n, 'us_per_sample'):10.1f} "
+                f"{fig(way, n, 'kept_pct'):7.1f} {x:10.1f}x"
+            )
+    print()
+    small, big = sizes[0], sizes[-1]
+    mp = fig("mprof", small, "us_per_proc")
+    for way, want in (("memwatch", 20), ("memwatch --no-cgroup", 4)):
+        x = mp / fig(way, small, "us_per_proc")
+        print(
+            f"target: {way} at {small} processes >= {want}x below mprof per process per "
+            f"sample: {x:.1f}x: {'met' if x >= want else 'MISSED'}"
+        )
+    growth = fig("memwatch", big, "us_per_sample") / fig("memwatch", small, "us_per_sample")
+    print(
+        f"memwatch (cgroup) CPU per sample from {small} to {big} processes: x{growth:.1f} "
+        f"for x{big / small:g} processes"
+    )
+    for way in WAYS[:2]:
+        low = min(fig(way, n, "kept_pct") for n in sizes)
+        print(
+            f"target: {way} keeps >= 90% of the asked samples at every size: lowest "
+            f"{low:.1f}%: {'met' if low >= 90 else 'MISSED'}"
+        )
     return 0
 
 

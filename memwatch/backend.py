@@ -13,6 +13,7 @@ This module holds the protocols and the chooser; each backend lives in its own m
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from typing import Literal, Protocol
 
 from .errors import UsageError
@@ -45,6 +46,16 @@ class Backend(Protocol):
 
     def read_mem(self, pid: int, *, pss: bool = False) -> ProcMem:
         """One process's memory; raises ProcessGone or PermissionDenied."""
+        ...
+
+    def read_member(self, pid: int, start: int, *, pss: bool = False) -> ProcMem:
+        """Memory of a tracked process known by (pid, start key); ProcessGone once that
+        process is gone, its pid reused or not."""
+        ...
+
+    def release(self, keep: Collection[int]) -> None:
+        """Let go of what is held open for processes not in ``keep``; of everything, when
+        ``keep`` is empty."""
         ...
 
     def tracker(self, root_pid: int, *, reaper_pid: int | None = None) -> Tracker:

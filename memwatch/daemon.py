@@ -22,43 +22,34 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from .config import Config, WatchEntry, WebConfig, load_config
+from .cgroup import CgroupCounters, cgroup_directory, find_unit_cgroup, memory_mount
+from .config import Config, Selector, WatchEntry, WebConfig, load_config
 from .console import say
 from .errors import (
+    CgroupUnavailable,
     ConfigError,
-    FitError,
-    HistoryError,
     MemwatchError,
     PermissionDenied,
     ProcessGone,
 )
-from .history import default_path, open_history
+from .history import default_path
 from .peak import TreeAccumulator
 from .plateau import RECENT_SAMPLES, swapping_recently
 from .procfs import PROC, is_running, read_vmstat
-from .records import is_url
-from .report import human_bytes, parse_size, size_text
+from .recommender import FitJob, Recommender
+from .report import human_bytes, parse_size
 from .sdnotify import notify, reloading_state, watchdog_period_s
-from .tree import ProcessTable, ProcessView, assign
+from .tree import FACTS_MAX_AGE_S, ProcessTable, ProcessView, assign
 from .types import JobSnapshot, ProcMem, Sample, Snapshot
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from .model import Model
 
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-# Distinct (job, size) predictions remembered between history changes: a job whose
-# observed size changes at every run must not grow the cache for months.
-MAX_CACHED_PREDICTIONS = 1024
-DAEMON_HISTORY_TIMEOUT_S = 0.3
-# A PostgreSQL history is asked whether it changed at most this often: each question is a
-# connection, and an unreachable server can hold a pass for libpq's shortest connect
-# timeout (2 s).
-URL_REFRESH_S = 60.0
 
 
 def log(text: str) -> None:
@@ -111,106 +102,24 @@ class _JobState:
     peak_at_unix_s: float | None = None
     warned_unreadable: bool = False
     snapshot: JobSnapshot | None = None
+    cgroup: _CgroupState | None = None  # set for an entry sampled from its cgroup
 
 
-class Recommender:
-    """Recommended memory per (job, size) from the run history's model of the job.
+@dataclass
+class _CgroupState:
+    """An entry sampled from its cgroup: the files kept open and the kernel's peak."""
 
-    Each job's runs are fitted once per change of the history (a file's inode, size and
-    mtime; a PostgreSQL history's run count and last id, asked every URL_REFRESH_S), not
-    at every pass. A job with too few sized runs gets no recommendation, and no error:
-    most watched jobs never were measured at several sizes.
-    """
-
-    def __init__(
-        self,
-        path: str,
-        report: Callable[[str], None] = log,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.path = path
-        self._report = report
-        self._clock = clock
-        self._asked_at: float | None = None
-        self._stamp: tuple[Any, ...] | None = None
-        self._models: dict[str, Model | None] = {}
-        self._predictions: dict[tuple[str, float], int | None] = {}
-        self._last_error: str | None = None
-
-    def refresh(self) -> None:
-        """Forget every fit if the history changed since the last call."""
-        stamp = self._read_stamp()
-        if stamp != self._stamp:
-            self._stamp = stamp
-            self._models.clear()
-            self._predictions.clear()
-
-    def _read_stamp(self) -> tuple[Any, ...] | None:
-        """What changes when a run is recorded; None when there is no history (yet)."""
-        if not is_url(self.path):
-            try:
-                st = os.stat(self.path)
-            except OSError:
-                return None  # nothing to recommend; the store says why if asked
-            return (st.st_ino, st.st_size, st.st_mtime_ns)
-        now = self._clock()
-        if self._asked_at is not None and now - self._asked_at < URL_REFRESH_S:
-            return self._stamp
-        self._asked_at = now
-        try:
-            store = open_history(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S)
-            return tuple(store.rows("SELECT count(*), max(id) FROM runs", ()) or ())
-        except HistoryError:
-            return None  # _fit says why, once
-
-    def recommend(self, job: str, sizes: Iterable[float]) -> tuple[tuple[str, int], ...]:
-        """(size label, recommended bytes) for each size the job's model can answer."""
-        found = []
-        for size in sizes:
-            key = (job, size)
-            if key not in self._predictions:
-                if len(self._predictions) >= MAX_CACHED_PREDICTIONS:
-                    self._predictions.clear()
-                self._predictions[key] = self._predict(job, size)
-            value = self._predictions[key]
-            if value is not None:
-                found.append((size_text(size), value))
-        return tuple(found)
-
-    def _predict(self, job: str, size: float) -> int | None:
-        if job not in self._models:
-            self._models[job] = self._fit(job)
-        model = self._models[job]
-        if model is None:
-            return None
-        from .model import predict
-
-        try:
-            return predict(model, size).recommended_bytes
-        except FitError:
-            return None  # far beyond the measured sizes: memwatch does not guess there
-
-    def _fit(self, job: str) -> Model | None:
-        from .fitreport import history_measurements  # numpy: loaded only when a job asks
-        from .model import fit
-
-        try:
-            # A short busy timeout: a history locked by a writer must not stall the passes
-            # (and the watchdog) for the minute a recording CLI may wait.
-            store = open_history(self.path, timeout_s=DAEMON_HISTORY_TIMEOUT_S)
-            # A failed run's peak is only a lower bound, as `memwatch predict` has it too.
-            measurements = history_measurements(store, job)[0]
-        except HistoryError as err:
-            if str(err) != self._last_error:  # once per distinct problem, not every pass
-                self._report(f"no recommendations: {err}")
-                self._last_error = str(err)
-            self._stamp = None  # not cached: a lock is released, a file fixed; ask again
-            return None
-        self._last_error = None
-        try:
-            return fit(measurements)
-        except FitError:
-            return None
+    counters: CgroupCounters | None = None
+    # Looked for and missing (a unit not running, or stopped): a cgroup found after that
+    # was made while memwatch watched, so its whole peak is since then ("fresh").
+    missed: bool = False
+    fresh: bool = False
+    searched_at: float | None = None  # when a unit's cgroup was last looked for, not found
+    # The kernel's peak when the job's processes (re)appeared: only a peak above it is
+    # known to have happened while memwatch watched.
+    peak_before: int = 0
+    kernel_peak: int = 0  # the kernel's peak since then, once above peak_before
+    kernel_peak_at_unix_s: float | None = None  # the pass that first saw it
 
 
 def observed_size(entry: WatchEntry, pids: Collection[int], view: ProcessView) -> float | None:
@@ -239,7 +148,8 @@ class Daemon:
     without a real server or real time: ``procfs``, ``table`` (the /proc view it keeps),
     ``server_factory`` (address, port, web) -> server, ``load`` (config path -> Config),
     ``clock`` (monotonic), ``wall_clock`` (unix time), ``env`` ($NOTIFY_SOCKET,
-    $WATCHDOG_USEC) and ``log``. ``port`` overrides the config's port, at reloads too.
+    $WATCHDOG_USEC), ``log`` and ``fit_job`` (how the recommender fits: by default in a
+    child process). ``port`` overrides the config's port, at reloads too.
     """
 
     def __init__(
@@ -255,6 +165,7 @@ class Daemon:
         wall_clock: Callable[[], float] = time.time,
         env: Mapping[str, str] = os.environ,
         log: Callable[[str], None] = log,
+        fit_job: FitJob | None = None,
     ) -> None:
         self._port = port
         self.config = self._configure(config)
@@ -272,7 +183,8 @@ class Daemon:
         self._registry: CollectorRegistry | None = None
         self._server: Server | None = None
         self._jobs: dict[str, _JobState] = {}
-        self._recommender = Recommender(self._history_path(self.config), self._log)
+        self._fit_job = fit_job
+        self._recommender = self._make_recommender(self.config)
         self._schedules: list[_Schedule] = []
         self._reset_schedules()
         self._snapshot: Snapshot | None = None
@@ -296,24 +208,39 @@ class Daemon:
     # -- sampling ------------------------------------------------------------------------
 
     def sample(self, due: Collection[int] | None = None) -> Snapshot:
-        """One pass: list /proc once, assign every process, read the due entries' members.
+        """One pass: read the due entries' cgroups, or list /proc once and read the members.
 
         ``due``: indexes into ``config.watch`` (default: all). The other jobs keep the
-        figures of their own last pass in the new snapshot.
+        figures of their own last pass in the new snapshot. /proc is listed only when a
+        due entry selects processes (a cgroup's totals need no listing).
         """
         started = self._clock()
         entries = self.config.watch
-        self._table.refresh()
-        view = self._table
-        members = assign(entries, view, exclude=(self._own_pid,))
-        pswpout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
-        swapout = None if pswpout is None else pswpout * PAGE_SIZE
+        due = range(len(entries)) if due is None else due
         now_unix = self._wall_clock()
-        self._recommender.refresh()
-        for i in range(len(entries)) if due is None else due:
-            entry = entries[i]
-            state = self._jobs.setdefault(entry.name, _JobState())
-            state.snapshot = self._sample_job(entry, state, members[i], view, now_unix, swapout)
+        states = [self._jobs.setdefault(e.name, _JobState()) for e in entries]
+        for i in due:
+            if by_cgroup(entries[i]):
+                self._open_cgroup(entries[i], states[i])
+            elif states[i].cgroup is not None:  # a reload made it select processes
+                self._close_cgroups([states[i]])
+        selecting = [i for i, st in enumerate(states) if st.cgroup is None]
+        swapout = None
+        if any(i in selecting for i in due):
+            self._table.refresh()
+            found = assign([entries[i] for i in selecting], self._table, exclude=(self._own_pid,))
+            members = dict(zip(selecting, found, strict=True))
+            pswpout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
+            swapout = None if pswpout is None else pswpout * PAGE_SIZE
+        self._recommender.poke()
+        for i in due:
+            entry, state = entries[i], states[i]
+            if state.cgroup is not None:
+                state.snapshot = self._sample_cgroup(entry, state, now_unix)
+            else:
+                state.snapshot = self._sample_job(
+                    entry, state, members[i], self._table, now_unix, swapout
+                )
         jobs = tuple(self._job_snapshot(e.name) for e in entries)
         self._passes += 1
         snapshot = Snapshot(
@@ -325,6 +252,102 @@ class Daemon:
         )
         self._snapshot = snapshot  # the atomic swap: scrapes see the old or the new, whole
         return snapshot
+
+    # -- entries sampled from their cgroup --------------------------------------------------
+
+    def _open_cgroup(self, entry: WatchEntry, state: _JobState) -> None:
+        """Keep the entry's cgroup files open; where they cannot be read, its processes are
+        selected instead (state.cgroup None), as for any other entry."""
+        cg = state.cgroup if state.cgroup is not None else _CgroupState()
+        if cg.counters is not None:
+            state.cgroup = cg
+            return
+        path = self._cgroup_path(entry.selector, cg)
+        if path is None:
+            cg.missed = True
+            state.cgroup = cg  # a unit not running now: no processes, nothing to select
+            return
+        try:
+            cg.counters = CgroupCounters(*path, nested=True)
+        except CgroupUnavailable as err:
+            if os.path.isdir(path[1]):
+                # No memory controller there (a v2 cgroup without it): select processes.
+                self._log(f"job {entry.name}: {err}: its processes are read one by one")
+                state.cgroup = None
+                return
+            cg.missed = True  # removed meanwhile: looked for again at the next pass
+            state.cgroup = cg
+            return
+        cg.fresh, cg.missed = cg.missed, False
+        state.cgroup = cg
+
+    def _cgroup_path(self, selector: Selector, cg: _CgroupState) -> tuple[int, str] | None:
+        try:
+            if selector.cgroup is not None:
+                version, directory = cgroup_directory(selector.cgroup, self._procfs)
+                return (version, directory) if os.path.isdir(directory) else None
+            assert selector.systemd_unit is not None
+            now = self._clock()
+            if cg.searched_at is not None and now - cg.searched_at < FACTS_MAX_AGE_S:
+                return None  # looked for a moment ago: a walk of the hierarchy is not free
+            version, top = memory_mount(self._procfs)
+            found = find_unit_cgroup(top, selector.systemd_unit)
+            cg.searched_at = None if found else now
+            return None if found is None else (version, found)
+        except CgroupUnavailable:
+            return None
+
+    def _sample_cgroup(self, entry: WatchEntry, state: _JobState, now_unix: float) -> JobSnapshot:
+        assert state.cgroup is not None
+        cg = state.cgroup
+        usage = processes = kernel_peak = None
+        if cg.counters is not None:
+            try:
+                usage, processes = cg.counters.read(), cg.counters.processes()
+                kernel_peak = cg.counters.peak_bytes()
+            except CgroupUnavailable:  # the unit stopped: its cgroup is gone
+                cg.counters.close()
+                cg.counters = None
+                cg.missed = True
+                usage = None
+        count = processes or 0
+        if count and not state.present:
+            cg.peak_before = 0 if cg.fresh else kernel_peak or 0
+            cg.fresh = False
+            cg.kernel_peak, cg.kernel_peak_at_unix_s = 0, None
+        self._appear(entry, state, count)
+        rss = swap = 0
+        if state.present and usage is not None:
+            rss, swap = usage.ram_bytes, usage.swap_bytes or 0
+            sample = Sample(now_unix, rss + swap, rss, usage.swap_bytes, None, count)
+            state.accumulator.record(sample)
+            state.recent.append(sample)
+            if kernel_peak is not None and kernel_peak > max(cg.peak_before, cg.kernel_peak):
+                cg.kernel_peak, cg.kernel_peak_at_unix_s = kernel_peak, now_unix
+            best, at = _peak(state.accumulator)
+            # The kernel's peak of the whole cgroup, reached while memwatch watched: it
+            # counts what happened between two passes too.
+            if cg.kernel_peak > best:
+                best, at = cg.kernel_peak, cg.kernel_peak_at_unix_s
+            state.peak_total_bytes, state.peak_at_unix_s = best, at
+        return self._figures(entry, state, count, rss, swap)
+
+    def _appear(self, entry: WatchEntry, state: _JobState, count: int) -> None:
+        """Note a job's processes appearing (its peak and swap history start afresh) or
+        all leaving (its peak stays exported)."""
+        if count and not state.present:
+            state.present = True
+            state.accumulator = TreeAccumulator(pss=entry.pss)
+            state.recent.clear()
+            self._log(f"job {entry.name}: {count} process(es) appeared")
+        elif not count and state.present:
+            state.present = False
+            self._log(
+                f"job {entry.name}: no processes left; peak "
+                f"{human_bytes(state.peak_total_bytes)} stays exported until they return"
+            )
+
+    # -- entries that select processes ------------------------------------------------------
 
     def _job_snapshot(self, job: str) -> JobSnapshot:
         state = self._jobs.get(job)
@@ -359,18 +382,7 @@ class Daemon:
                 "(see systemd/memwatch.service)"
             )
         count = len(procs) + unreadable
-        if count and not state.present:
-            # The job (re)appears: its peak and its swap history start afresh.
-            state.present = True
-            state.accumulator = TreeAccumulator(pss=entry.pss)
-            state.recent.clear()
-            self._log(f"job {entry.name}: {count} process(es) appeared")
-        elif not count and state.present:
-            state.present = False
-            self._log(
-                f"job {entry.name}: no processes left; peak "
-                f"{human_bytes(state.peak_total_bytes)} stays exported until they return"
-            )
+        self._appear(entry, state, count)
         rss = swap = 0
         pss = 0 if entry.pss else None
         if state.present:
@@ -384,12 +396,28 @@ class Daemon:
             rss, swap, pss = sample.rss_bytes, sample.swap_bytes or 0, sample.pss_bytes
             state.peak_total_bytes, state.peak_at_unix_s = _peak(state.accumulator)
         size = observed_size(entry, pids, view) if count else None
+        hwm = state.accumulator.max_process_hwm_bytes if state.present else None
+        return self._figures(entry, state, count, rss, swap, pss, unreadable, size, hwm)
+
+    def _figures(
+        self,
+        entry: WatchEntry,
+        state: _JobState,
+        processes: int,
+        rss: int,
+        swap: int,
+        pss: int | None = None,
+        unreadable: int = 0,
+        size: float | None = None,
+        process_hwm: int | None = None,
+    ) -> JobSnapshot:
+        """The job's snapshot from this pass's figures and what the daemon kept of it."""
         sizes = list(entry.sizes)
         if size is not None and size not in sizes:
             sizes.append(size)
         return JobSnapshot(
             job=entry.name,
-            processes=count,
+            processes=processes,
             rss_bytes=rss,
             swap_bytes=swap,
             pss_bytes=pss,
@@ -399,6 +427,7 @@ class Daemon:
             unreadable_processes=unreadable,
             observed_size=size,
             recommended_bytes=self._recommender.recommend(entry.name, sizes) if sizes else (),
+            process_hwm_bytes=process_hwm,
         )
 
     def _reset_schedules(self) -> None:
@@ -449,6 +478,7 @@ class Daemon:
                 signal.signal(signum, handler)
 
     def _serve(self) -> int:
+        self._recommender.start()  # fits from now on in their own thread, never in a pass
         try:
             # Bound first: a daemon that cannot serve logs no job events before failing.
             try:
@@ -470,6 +500,8 @@ class Daemon:
                     self._server.stop()
         finally:
             self._table.close()
+            self._recommender.stop()
+            self._close_cgroups(self._jobs.values())
         self._log("stopped")
         return 0
 
@@ -537,9 +569,19 @@ class Daemon:
             return False
         self.config = new
         names = {e.name for e in new.watch}
+        # A job gone, or one selecting something else now: its cgroup is looked for afresh.
+        kept = {e.name: e.selector for e in old.watch} | {e.name: e.selector for e in new.watch}
+        changed = {e.name for e in old.watch if kept[e.name] != e.selector}
+        self._close_cgroups(
+            st for name, st in self._jobs.items() if name not in names or name in changed
+        )
         self._jobs = {name: state for name, state in self._jobs.items() if name in names}
         if self._history_path(new) != self._recommender.path:
-            self._recommender = Recommender(self._history_path(new), self._log)
+            running = self._recommender.running
+            self._recommender.stop()
+            self._recommender = self._make_recommender(new)
+            if running:
+                self._recommender.start()
         self._reset_schedules()  # every entry is sampled at once under the new config
         self._table.close()  # status files of processes no entry may watch any more
         self._log(f"reloaded: {self._describe(new)}")
@@ -556,8 +598,23 @@ class Daemon:
 
     # -- helpers --------------------------------------------------------------------------
 
+    @property
+    def recommender(self) -> Recommender:
+        return self._recommender
+
+    @staticmethod
+    def _close_cgroups(states: Iterable[_JobState]) -> None:
+        """Close their cgroup files and forget their cgroups (found again if still watched)."""
+        for state in states:
+            if state.cgroup is not None and state.cgroup.counters is not None:
+                state.cgroup.counters.close()
+            state.cgroup = None
+
     def _configure(self, config: Config) -> Config:
         return config if self._port is None else dataclasses.replace(config, port=self._port)
+
+    def _make_recommender(self, config: Config) -> Recommender:
+        return Recommender(self._history_path(config), self._log, fit_job=self._fit_job)
 
     @staticmethod
     def _history_path(config: Config) -> str:
@@ -593,16 +650,28 @@ class Daemon:
 def _peak(acc: TreeAccumulator) -> tuple[int, float | None]:
     """The job's peak so far and the unix time of the pass that saw it.
 
-    The larger of the largest sampled total and what the processes' high-water marks
-    (VmHWM) show between two passes, so a spike shorter than the interval still counts.
-    A process's VmHWM may predate memwatch's first look at it: it is still a true peak of
-    that process, seen (and time-stamped) at that first pass.
+    A total the job really held at one moment: the largest sampled total, or one process's
+    high-water mark (VmHWM) that rose while memwatch watched it, which the kernel proves
+    the job held at least (a spike shorter than the interval still counts). Never a sum
+    of marks from different moments, nor a mark a process reached before memwatch's first
+    look at it (those are exported apart: memwatch_job_process_hwm_bytes).
     """
     sampled = acc.max_sample
     best, at = (sampled.total_bytes, sampled.at_s) if sampled else (0, None)
-    if acc.spike_estimate_bytes > best:
-        best, at = acc.spike_estimate_bytes, acc.spike_estimate_at_s
+    if acc.risen_hwm_bytes > best:
+        best, at = acc.risen_hwm_bytes, acc.risen_hwm_at_s
     return best, at
+
+
+def by_cgroup(entry: WatchEntry) -> bool:
+    """Whether the entry is sampled from its cgroup's totals: it selects a cgroup or a
+    systemd unit and nothing else, and asks for nothing only processes can tell (PSS, a
+    size from a command line)."""
+    sel = entry.selector
+    if entry.pss or entry.size_from_cmdline is not None:
+        return False
+    others = (sel.pid, sel.pidfile, sel.name, sel.cmdline)
+    return all(v is None for v in others) and (sel.cgroup is None) != (sel.systemd_unit is None)
 
 
 def run_daemon(config_path: str, *, port: int | None = None) -> int:

@@ -77,7 +77,9 @@ def _families() -> dict[str, _Family]:
             "memwatch_job_memory_bytes",
             "Memory the job's processes use now, summed over its process tree: "
             "memtype rss (resident), swap (swapped out) or pss (proportional set size, "
-            "shared pages split among sharers; only when sampled with PSS).",
+            "shared pages split among sharers; only when sampled with PSS). For a job "
+            "watched by cgroup or systemd_unit alone, the cgroup's own totals: rss is the RAM "
+            "charged to it, page cache included.",
             ("job", "memtype"),
         ),
         "processes": _gauge(
@@ -87,7 +89,18 @@ def _families() -> dict[str, _Family]:
         ),
         "peak": _gauge(
             "memwatch_job_peak_memory_bytes",
-            "Largest RAM + swap total of the job's process tree seen since its processes appeared.",
+            "Largest RAM + swap total the job held at one moment since its processes appeared "
+            "(or memwatch started): a sampled total, one process's high-water mark reached "
+            "while watched, or the cgroup's kernel peak reached while watched. Marks reached "
+            "before memwatch looked are not in it (see memwatch_job_process_hwm_bytes).",
+            ("job",),
+        ),
+        "process_hwm": _gauge(
+            "memwatch_job_process_hwm_bytes",
+            "Largest resident high-water mark (VmHWM) of any one process of the job since its "
+            "processes appeared. The kernel keeps the mark from the process's start, so it "
+            "may have been reached before memwatch started watching; one process's figure, "
+            "not a total of the job. Absent for jobs watched by cgroup or systemd_unit alone.",
             ("job",),
         ),
         "peak_at": _gauge(
@@ -178,6 +191,8 @@ def _add_job(f: dict[str, _Family], j: JobSnapshot) -> None:
         f["memory"].add_metric([name, "pss"], j.pss_bytes)
     f["processes"].add_metric([name], j.processes)
     f["peak"].add_metric([name], j.peak_total_bytes)
+    if j.process_hwm_bytes is not None:
+        f["process_hwm"].add_metric([name], j.process_hwm_bytes)
     if j.peak_at_unix_s is not None:
         f["peak_at"].add_metric([name], j.peak_at_unix_s)
     f["swap_suspected"].add_metric([name], int(j.swap_suspected))

@@ -37,6 +37,10 @@ class TreeAccumulator:
         self.processes_seen = 0
         self.max_process_hwm_bytes = 0  # the largest single process: what GNU time reports
         self.max_process_bytes = 0  # the largest single process with its swap
+        # The largest VmHWM a process reached after its first reading: the kernel's proof
+        # that the tree held at least that much at one moment while it was watched.
+        self.risen_hwm_bytes = 0
+        self.risen_hwm_at_s: float | None = None
         self._prev: dict[Key, ProcMem] = {}
         self._max_swap: dict[Key, int] = {}
 
@@ -53,6 +57,25 @@ class TreeAccumulator:
         ``torn``: a process exited while the tree was being read. Its sharers' PSS grew
         after it was read, so the PSS sum over-counts: such a sample cannot set the peak.
         """
+        sample = self.observe(at_s, procs, system_swapout_bytes)
+        self.record(sample, can_set_peak=not (torn and self.pss))
+        return sample
+
+    def record(self, sample: Sample, *, can_set_peak: bool = True) -> None:
+        """Count one sample of the tree (summed from its processes, or the cgroup's totals)."""
+        self.samples += 1
+        if can_set_peak and (
+            self.max_sample is None or sample.total_bytes > self.max_sample.total_bytes
+        ):
+            self.max_sample = sample
+
+    def observe(
+        self, at_s: float, procs: Iterable[ProcMem], system_swapout_bytes: int | None = None
+    ) -> Sample:
+        """Fold one reading of every process into the per-process figures; returns their sum.
+
+        The sum is not counted as a sample: ``record`` does that (``feed`` does both).
+        """
         cur = {p.key: p for p in procs}
         prev = self._prev
         counted = {k: p.counted_bytes(self.pss) for k, p in cur.items()}
@@ -68,13 +91,7 @@ class TreeAccumulator:
             processes=len(cur),
             system_swapout_bytes=system_swapout_bytes,
         )
-        self.samples += 1
         self.processes_seen += sum(1 for k in cur if k not in prev)
-        can_set_peak = not (torn and self.pss)
-        if can_set_peak and (
-            self.max_sample is None or sample.total_bytes > self.max_sample.total_bytes
-        ):
-            self.max_sample = sample
 
         # Spikes between the previous reading and this one. At its high-water mark a process
         # was resident at ``hwm``; its swap then is unknown, so take the smaller of its two
@@ -86,6 +103,8 @@ class TreeAccumulator:
             if hwm is None:
                 continue  # no high-water mark on this platform: nothing seen between samples
             rose = k not in prev or hwm > (prev[k].hwm_bytes or 0)
+            if rose and k in prev and hwm > self.risen_hwm_bytes:
+                self.risen_hwm_bytes, self.risen_hwm_at_s = hwm, at_s
             if rose and hwm > p.rss_bytes:
                 resident = hwm - p.rss_bytes + p.resident_bytes(self.pss)
                 swapped = p.swapped_bytes(self.pss)

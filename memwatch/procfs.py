@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+from collections.abc import Collection
 
 from .errors import PermissionDenied, ProcessGone
 from .types import ProcMem
@@ -39,9 +41,9 @@ def _read(path: str, pid: int, whole: bool = False) -> bytes:
         raise
 
 
-def _kb_field(data: bytes, key: bytes) -> int | None:
-    """Parse ``Key:   1234 kB`` into bytes; None when the line is absent."""
-    at = data.find(key)
+def _kb_field(data: bytes, key: bytes, start: int = 0) -> int | None:
+    """Parse ``Key:   1234 kB`` (searched from ``start``) into bytes; None when absent."""
+    at = data.find(key, start)
     if at < 0:
         return None
     end = data.find(b"\n", at + len(key))
@@ -124,6 +126,9 @@ class StatusFiles:
         if fd is None and len(self._fds) < self.max_open:
             fd = self._open(pid)
         if fd is None:
+            # No kept file to tell a reused pid: the start time in stat does.
+            if read_stat(pid, self.procfs)[1] != start_ticks:
+                raise ProcessGone(pid)
             return read_status_mem(pid, start_ticks, pss=pss, procfs=self.procfs)
         try:
             status = os.pread(fd, 65536, 0)
@@ -156,6 +161,11 @@ class StatusFiles:
         if fd is not None:
             os.close(fd)
 
+    def retain(self, pids: Collection[int]) -> None:
+        """Close the files of processes not in ``pids`` (gone, or no longer watched)."""
+        for pid in [p for p in self._fds if p not in pids]:
+            self.close(pid)
+
     def close_all(self) -> None:
         for pid in list(self._fds):
             self.close(pid)
@@ -164,13 +174,24 @@ class StatusFiles:
         return len(self._fds)
 
 
+# The kernel prints VmHWM and VmRSS on consecutive lines (fs/proc/task_mmu.c, task_mem):
+# one search finds both, at about a third of the cost of three; a sampler does this for
+# every process at every sample.
+_HWM_RSS = re.compile(rb"\nVmHWM:\s*(\d+) kB\nVmRSS:\s*(\d+) kB\n")
+
+
 def _mem(pid: int, start_ticks: int, status: bytes, pss: bool, procfs: str) -> ProcMem:
     # Kernel threads and zombies have no Vm* lines: they hold no user memory.
     # Keys are matched at a line start: the Name: line is the process's own comm, which it
-    # can set to anything, "VmSwap: 9999999" included.
-    rss = _kb_field(status, b"\nVmRSS:") or 0
-    swap = _kb_field(status, b"\nVmSwap:") or 0
-    hwm = _kb_field(status, b"\nVmHWM:") or 0
+    # can set to anything, "VmSwap: 9999999" included (the kernel escapes a newline in it).
+    found = _HWM_RSS.search(status)
+    if found is None:
+        rss = _kb_field(status, b"\nVmRSS:") or 0
+        hwm = _kb_field(status, b"\nVmHWM:") or 0
+        swap = _kb_field(status, b"\nVmSwap:") or 0
+    else:
+        hwm, rss = int(found[1]) << 10, int(found[2]) << 10
+        swap = _kb_field(status, b"\nVmSwap:", found.end() - 1) or 0
     pss_bytes = swap_pss = None
     if pss:
         # smaps_rollup walks every VMA under mmap_lock: ~20x the cost of status, so it is
@@ -191,6 +212,33 @@ def flat_keyed(text: str, key: str) -> int | None:
         return None
     end = text.find("\n", at)
     return int(text[at + len(key) + 1 : None if end < 0 else end])
+
+
+class VmstatFile:
+    """/proc/vmstat kept open and read again with pread, for a counter read at every sample
+    (opening it and wrapping it in a text file cost more than the kernel's own work)."""
+
+    def __init__(self, procfs: str = PROC) -> None:
+        self.path = f"{procfs}/vmstat"
+        self._fd: int | None = None
+
+    def read(self, key: bytes) -> int | None:
+        """The counter ``key``; None where /proc/vmstat cannot be read or lacks it."""
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            data = b"\n" + os.pread(self._fd, 65536, 0)
+        except OSError:
+            return None
+        at = data.find(b"\n" + key + b" ")
+        if at < 0:
+            return None
+        return int(data[at + len(key) + 2 : data.find(b"\n", at + 1)])
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def read_vmstat(keys: tuple[str, ...], procfs: str = PROC) -> dict[str, int]:

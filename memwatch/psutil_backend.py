@@ -18,6 +18,7 @@ becomes ProcessGone and AccessDenied becomes PermissionDenied here, at the bound
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from typing import Any
 
 import psutil
@@ -157,6 +158,15 @@ class PsutilBackend:
         hwm = None if self.hwm_field is None else max(rss, int(getattr(mem, self.hwm_field)))
         pss_bytes = int(mem.pss) if want_pss else None
         return ProcMem(pid, start_key(proc), rss, swap, hwm, pss_bytes, None)
+
+    def read_member(self, pid: int, start: int, *, pss: bool = False) -> ProcMem:
+        mem = self.read_mem(pid, pss=pss)
+        if mem.start_ticks != start:
+            raise ProcessGone(pid)  # the pid was reused by another process
+        return mem
+
+    def release(self, keep: Collection[int]) -> None:
+        """Nothing is held open per process."""
 
     def is_running(self, pid: int) -> bool:
         """False once the process has exited, including as a not yet reaped zombie."""

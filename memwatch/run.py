@@ -12,17 +12,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from .backend import open_backend
+from .backend import Backend, open_backend
 from .cgroup import JobCgroup
 from .console import say
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
-from .peak import resolve_peak
+from .peak import TreeAccumulator, resolve_peak
 from .procfs import PROC, read_shmem_bytes, read_vmstat
 from .report import signal_name
 from .rusage import maxrss_bytes
 from .sampler import Sampler
-from .types import Bounds, RunSummary, Sample
+from .types import BackendName, Bounds, CgroupPeak, Plateau, RunSummary, Sample
 
 MIN_INTERVAL_S = 0.001
 MAX_INTERVAL_S = 3600.0  # beyond threading.TIMEOUT_MAX the sampler's wait would overflow
@@ -260,6 +261,54 @@ def _reap_job(child: subprocess.Popen[bytes]) -> tuple[int, int | None]:
     return os.waitstatus_to_exitcode(status), rusage.ru_maxrss
 
 
+@dataclass
+class _Setup:
+    """What measure() changed before starting the job, and how to undo it (``undo``)."""
+
+    warnings: list[str]
+    spawner_hwm_bytes: int
+    subreaper: bool
+    was_subreaper: bool | None
+    cgroup: JobCgroup | None
+    oom_before: int | None
+    shmem_before: int | None  # the system's Shmem before the job, read only without a cgroup
+    old_mask: set[int | signal.Signals] | None  # the mask to restore; None: nothing was blocked
+
+    def undo(self) -> None:
+        if self.cgroup:
+            self.cgroup.remove()
+        if self.old_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.old_mask)
+        if self.subreaper and not self.was_subreaper:
+            _subreaper(False)  # a library call must not leave the caller changed
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one run showed: the plain data ``summarise`` turns into a RunSummary."""
+
+    returncode: int  # as Popen has it: -N after signal N
+    duration_s: float
+    raw_maxrss: int | None  # the job's ru_maxrss in the platform's unit; None if unknown
+    spawner_hwm_bytes: int  # memwatch's own VmHWM before it spawned the job
+    accumulator: TreeAccumulator
+    plateaus: tuple[Plateau, ...] = ()
+    cgroup: CgroupPeak | None = None
+    system_oom_kills: int | None = None  # the rise of /proc/vmstat oom_kill over the run
+    received_signal: int | None = None
+    sampling_error: str | None = None
+    unreadable: int = 0
+    vanished: int = 0
+    stragglers: int = 0  # descendants still running when the command ended
+    missed_ticks: int = 0
+    held_up_ticks: int = 0
+    escaped_cgroup: int = 0
+    backend: BackendName = "proc"
+    limitations: tuple[str, ...] = ()  # figures the backend cannot give here
+    shmem_before_bytes: int | None = None  # the system's Shmem as the job started
+    shmem_max_bytes: int | None = None  # and at its highest while it ran
+
+
 def measure(
     command: Sequence[str],
     *,
@@ -289,10 +338,24 @@ def measure(
     if problem:
         raise UsageError(f"--interval {problem}")
     reader = open_backend(backend, procfs=procfs)
+    setup = _prepare(reader, use_cgroup=use_cgroup, forward_signals=forward_signals, procfs=procfs)
+    try:
+        observed = _execute(
+            command, setup, reader, interval_s, pss, on_sample, (stdin, stdout), procfs
+        )
+    finally:
+        setup.undo()
+    return summarise(
+        command, observed, setup.warnings, interval_s=interval_s, pss=pss, job=job, size=size
+    )
+
+
+def _prepare(reader: Backend, *, use_cgroup: bool, forward_signals: bool, procfs: str) -> _Setup:
+    """Become a subreaper, make the job cgroup, block the forwarded signals; say what failed."""
     warnings: list[str] = []
     spawner_hwm_bytes = reader.own_hwm_bytes()
     was_subreaper = _subreaper()
-    subreaper = _subreaper(True)
+    subreaper = bool(_subreaper(True))
     if not subreaper:
         warnings.append(
             "cannot become a child subreaper: daemonized descendants may be missed"
@@ -331,33 +394,63 @@ def measure(
         if forward_signals
         else None
     )
-    forwarder = sampler = None
+    return _Setup(
+        warnings,
+        spawner_hwm_bytes,
+        subreaper,
+        was_subreaper,
+        cgroup,
+        oom_before,
+        shmem_before,
+        old_mask,
+    )
+
+
+def _execute(
+    command: Sequence[str],
+    setup: _Setup,
+    reader: Backend,
+    interval_s: float,
+    pss: bool,
+    on_sample: Callable[[Sample], None] | None,
+    stdio: tuple[int | None, int | None],
+    procfs: str,
+) -> Observed:
+    """Start the job, sample it until it ends, reap it; what it showed."""
+    forwarder = sampler = counters = None
     try:
         try:
-            child = _spawn(command, cgroup, old_mask, (stdin, stdout))
+            child = _spawn(command, setup.cgroup, setup.old_mask, stdio)
         except subprocess.SubprocessError as err:
             # Joining the job cgroup failed between fork and exec (e.g. it was removed).
-            if cgroup is None:
+            if setup.cgroup is None:
                 raise
-            cgroup.remove()
-            cgroup = None
-            warnings.append(f"cannot start the command in the job cgroup ({err}): sampling only")
-            child = _spawn(command, None, old_mask, (stdin, stdout))
+            setup.cgroup.remove()
+            setup.cgroup = None
+            setup.warnings.append(
+                f"cannot start the command in the job cgroup ({err}): sampling only"
+            )
+            child = _spawn(command, None, setup.old_mask, stdio)
         t0 = time.monotonic()
-        tracker = reader.tracker(child.pid, reaper_pid=os.getpid() if subreaper else None)
+        tracker = reader.tracker(child.pid, reaper_pid=os.getpid() if setup.subreaper else None)
+        if setup.cgroup is not None:
+            try:
+                counters = setup.cgroup.counters()
+            except CgroupUnavailable as err:
+                setup.warnings.append(f"cannot read the job cgroup's totals ({err}): sampling")
         sampler = Sampler(
             tracker,
             interval_s=interval_s,
             pss=pss,
             t0=t0,
             on_sample=on_sample,
-            after_sample=lambda members: _reap(members, child.pid),
-            cgroup_pids=cgroup.pids if cgroup else None,
+            after_walk=lambda members: _reap(members, child.pid),
+            cgroup=counters,
             backend=reader,
-            system_shmem=None if shmem_before is None else lambda: read_shmem_bytes(procfs),
+            system_shmem=None if setup.shmem_before is None else lambda: read_shmem_bytes(procfs),
         )
         sampler.start()
-        if forward_signals:
+        if setup.old_mask is not None:
             forwarder = _SignalForwarder(child.pid)
             forwarder.start()
         # Wait without reaping, so the last sample still sees the job's descendants and
@@ -373,37 +466,71 @@ def measure(
             received = forwarder.received
             forwarder = None
         sampler.stop()
-        child.returncode, raw_maxrss = ended or _reap_job(child)
-        cgroup_peak = cgroup.read_peak() if cgroup else None
+        returncode, raw_maxrss = ended or _reap_job(child)
+        cgroup_peak = setup.cgroup.read_peak() if setup.cgroup else None
     finally:
         if forwarder:
             forwarder.stop()
         if sampler is not None:
             sampler.stop()
-        if cgroup:
-            cgroup.remove()
-        if old_mask is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        if subreaper and not was_subreaper:
-            _subreaper(False)  # a library call must not leave the caller changed
+        if counters is not None:
+            counters.close()
+    oom_after = read_vmstat(("oom_kill",), procfs).get("oom_kill")
+    stragglers = [p for p in sampler.last_procs if p.pid != child.pid and p.rss_bytes > 0]
+    return Observed(
+        returncode=returncode,
+        duration_s=duration_s,
+        raw_maxrss=raw_maxrss,
+        spawner_hwm_bytes=setup.spawner_hwm_bytes,
+        accumulator=sampler.accumulator,
+        plateaus=tuple(sampler.plateaus.finish()),
+        cgroup=cgroup_peak,
+        system_oom_kills=(
+            None if setup.oom_before is None or oom_after is None else oom_after - setup.oom_before
+        ),
+        received_signal=received,
+        sampling_error=sampler.error,
+        unreadable=len(sampler.unreadable),
+        vanished=sampler.vanished,
+        stragglers=len(stragglers),
+        missed_ticks=sampler.missed_ticks,
+        held_up_ticks=sampler.held_up_ticks,
+        escaped_cgroup=len(sampler.escaped_cgroup),
+        backend=reader.name,
+        limitations=tuple(reader.limitations(pss=pss)),
+        shmem_before_bytes=setup.shmem_before,
+        shmem_max_bytes=sampler.shmem_max_bytes,
+    )
 
-    exit_code = child.returncode if child.returncode >= 0 else None
-    sig = -child.returncode if child.returncode < 0 else None
+
+def summarise(
+    command: Sequence[str],
+    observed: Observed,
+    setup_warnings: Sequence[str] = (),
+    *,
+    interval_s: float,
+    pss: bool = False,
+    job: str | None = None,
+    size: float | None = None,
+) -> RunSummary:
+    """The run's summary from what it showed: peak, bounds, OOM verdict, warnings. Pure."""
+    o = observed
+    acc = o.accumulator
+    warnings = list(setup_warnings)
+    exit_code = o.returncode if o.returncode >= 0 else None
+    sig = -o.returncode if o.returncode < 0 else None
     # Linux carries the spawner's own high-water mark into the child's ru_maxrss at exec
     # (fs/exec.c, exec_mmap: setmax_mm_hiwater_rss), so a figure not above memwatch's own
     # peak may be memwatch's, not the job's. Then the largest VmHWM seen stands in for it.
-    ru_maxrss = None if raw_maxrss is None else maxrss_bytes(raw_maxrss)
-    trusted_maxrss = ru_maxrss if ru_maxrss is not None and ru_maxrss > spawner_hwm_bytes else None
-    # None, not 0, when neither says anything (a job shorter than one sample): unknown.
-    ru_maxrss_bytes = trusted_maxrss or sampler.accumulator.max_process_hwm_bytes or None
+    ru_maxrss = None if o.raw_maxrss is None else maxrss_bytes(o.raw_maxrss)
+    trusted_maxrss = (
+        ru_maxrss if ru_maxrss is not None and ru_maxrss > o.spawner_hwm_bytes else None
+    )
     peak, bounds, peak_warnings = resolve_peak(
-        sampler.accumulator,
-        cgroup=cgroup_peak,
-        ru_maxrss_bytes=trusted_maxrss,
-        escaped_cgroup=len(sampler.escaped_cgroup),
+        acc, cgroup=o.cgroup, ru_maxrss_bytes=trusted_maxrss, escaped_cgroup=o.escaped_cgroup
     )
     warnings += peak_warnings
-    unseen = _unseen_shmem_bytes(shmem_before, sampler.shmem_max_bytes)
+    unseen = _unseen_shmem_bytes(o.shmem_before_bytes, o.shmem_max_bytes)
     if unseen:
         warnings.append(
             f"the system's shared memory (memfd, tmpfs, SysV) grew by {unseen >> 20} MiB while "
@@ -414,8 +541,8 @@ def measure(
         upper = None if bounds.upper_bytes is None else bounds.upper_bytes + unseen
         bounds = Bounds(bounds.lower_bytes, upper)
     if peak.source != "cgroup":  # the kernel's exact peak needs none of what is missing
-        warnings += reader.limitations(pss=pss)
-    best = sampler.accumulator.max_sample
+        warnings += o.limitations
+    best = acc.max_sample
     if peak.source != "cgroup" and not pss and best is not None and best.processes > 1:
         warnings.append(
             f"{best.processes} processes at the sampled peak: RSS counts pages they share "
@@ -426,23 +553,10 @@ def measure(
             "the command ended before memwatch could read its memory: its peak is unknown, "
             "not zero (ru_maxrss cannot tell it apart from memwatch's own footprint)"
         )
-    oom_killed = False
-    if cgroup_peak is not None and cgroup_peak.oom_kills:
-        oom_killed = True
-        warnings.append(
-            f"the kernel's OOM killer killed {cgroup_peak.oom_kills} process(es) of the job "
-            "(cgroup memory limit reached): the peak is the peak up to the kill"
-        )
-    elif sig == getattr(signal, "SIGKILL", None) and oom_before is not None:
-        oom_after = read_vmstat(("oom_kill",), procfs).get("oom_kill", oom_before)
-        if oom_after > oom_before:
-            oom_killed = True
-            warnings.append(
-                "the command was killed by SIGKILL while the system's OOM-kill count rose: "
-                "probably OOM-killed; the peak is the peak up to the kill"
-            )
-    plateaus = sampler.plateaus.finish()
-    for p in plateaus:
+    oom = _oom_verdict(o, sig)
+    if oom:
+        warnings.append(oom)
+    for p in o.plateaus:
         grew = (
             f"swap grew {p.swap_growth_bytes >> 20} MiB"
             if p.swap_growth_bytes is not None
@@ -452,28 +566,26 @@ def measure(
             f"suspected swapping from {p.start_s:.2f} s to {p.end_s:.2f} s: "
             f"resident memory flat at {p.rss_bytes >> 20} MiB while {grew}"
         )
-    if sampler.error:
-        warnings.append(sampler.error)
-    if sampler.unreadable:
+    if o.sampling_error:
+        warnings.append(o.sampling_error)
+    if o.unreadable:
         warnings.append(
-            f"could not read {len(sampler.unreadable)} process(es) of the tree (permission "
+            f"could not read {o.unreadable} process(es) of the tree (permission "
             "denied): their memory is not in the sampled figures"
         )
-    stragglers = [p for p in sampler.last_procs if p.pid != child.pid and p.rss_bytes > 0]
-    if stragglers:
+    if o.stragglers:
         warnings.append(
-            f"{len(stragglers)} descendant process(es) still running after the command exited "
+            f"{o.stragglers} descendant process(es) still running after the command exited "
             "(daemonized); their memory is counted up to that moment"
         )
-    samples = sampler.accumulator.samples
-    if sampler.missed_ticks > max(2, samples // 20):
+    if o.missed_ticks > max(2, acc.samples // 20):
         warnings.append(
-            f"{sampler.missed_ticks} sampling slots skipped: reading this tree takes longer "
+            f"{o.missed_ticks} sampling slots skipped: reading this tree takes longer "
             "than --interval; choose a larger one"
         )
-    if sampler.held_up_ticks > max(2, samples // 20):
+    if o.held_up_ticks > max(2, acc.samples // 20):
         warnings.append(
-            f"{sampler.held_up_ticks} sampling slots skipped while memwatch itself was held "
+            f"{o.held_up_ticks} sampling slots skipped while memwatch itself was held "
             "up (stopped, e.g. by Ctrl-Z, or given no CPU): between samples only the "
             "high-water marks and the cgroup peak saw the job"
         )
@@ -481,22 +593,38 @@ def measure(
         command=tuple(command),
         exit_code=exit_code,
         signal=sig,
-        oom_killed=oom_killed,
-        duration_s=duration_s,
+        oom_killed=oom is not None,
+        duration_s=o.duration_s,
         interval_s=interval_s,
-        samples=samples,
+        samples=acc.samples,
         peak=peak,
         bounds=bounds,
-        ru_maxrss_bytes=ru_maxrss_bytes,
-        swap_suspected=bool(plateaus),
-        plateaus=tuple(plateaus),
+        # None, not 0, when neither says anything (a job shorter than one sample): unknown.
+        ru_maxrss_bytes=trusted_maxrss or acc.max_process_hwm_bytes or None,
+        swap_suspected=bool(o.plateaus),
+        plateaus=o.plateaus,
         warnings=tuple(warnings),
         size=size,
         job=job,
-        cgroup=cgroup_peak,
-        processes_seen=sampler.accumulator.processes_seen,
-        unreadable_processes=len(sampler.unreadable),
-        vanished_reads=sampler.vanished,
-        backend=reader.name,
-        received_signal=received,
+        cgroup=o.cgroup,
+        processes_seen=acc.processes_seen,
+        unreadable_processes=o.unreadable,
+        vanished_reads=o.vanished,
+        backend=o.backend,
+        received_signal=o.received_signal,
     )
+
+
+def _oom_verdict(o: Observed, sig: int | None) -> str | None:
+    """Why the job counts as OOM-killed (the summary's warning), or None if it does not."""
+    if o.cgroup is not None and o.cgroup.oom_kills:
+        return (
+            f"the kernel's OOM killer killed {o.cgroup.oom_kills} process(es) of the job "
+            "(cgroup memory limit reached): the peak is the peak up to the kill"
+        )
+    if sig == getattr(signal, "SIGKILL", None) and o.system_oom_kills:
+        return (
+            "the command was killed by SIGKILL while the system's OOM-kill count rose: "
+            "probably OOM-killed; the peak is the peak up to the kill"
+        )
+    return None

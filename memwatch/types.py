@@ -86,6 +86,14 @@ class CgroupPeak:
 
 
 @dataclass(frozen=True)
+class CgroupUsage:
+    """A cgroup's memory at one instant, as the kernel charges it (page cache included)."""
+
+    ram_bytes: int
+    swap_bytes: int | None  # None where the kernel does not account swap
+
+
+@dataclass(frozen=True)
 class MemoryLimit:
     """The tightest cgroup memory limit over a process: what its OOM killer enforces."""
 
@@ -164,6 +172,9 @@ class JobSnapshot:
     unreadable_processes: int  # processes of the job the kernel refused to show (EACCES)
     observed_size: float | None = None  # input size read from a command line, if configured
     recommended_bytes: tuple[tuple[str, int], ...] = ()  # (size label, bytes) from history
+    # The largest VmHWM of one of its processes, which may predate memwatch's first look;
+    # None where processes are not read (an entry sampled from its cgroup).
+    process_hwm_bytes: int | None = None
 
 
 @dataclass(frozen=True)

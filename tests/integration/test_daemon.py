@@ -9,6 +9,7 @@ failed under CI=true.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from memwatch.cgroup import memory_mount
 from memwatch.errors import ProcessGone
 from memwatch.procfs import StatusFiles, read_stat
 
@@ -96,10 +98,15 @@ def hog(tmp_path: Path, started: list[subprocess.Popen[str]]) -> Hog:
     return Hog(proc, marker)
 
 
-def config_text(history: Path, jobs: dict[str, str]) -> str:
-    """A daemon config watching ``jobs`` (name -> cmdline regex), sampled every 0.5 s."""
-    watch = "".join(
-        f"  - name: {name}\n    cmdline: {json.dumps(regex)}\n" for name, regex in jobs.items()
+def config_text(history: Path, jobs: dict[str, str] | str) -> str:
+    """A daemon config watching ``jobs`` (name -> cmdline regex, or the watch list's YAML),
+    sampled every 0.5 s."""
+    watch = (
+        jobs
+        if isinstance(jobs, str)
+        else "".join(
+            f"  - name: {name}\n    cmdline: {json.dumps(regex)}\n" for name, regex in jobs.items()
+        )
     )
     return f"interval: 0.5\nhistory: {json.dumps(str(history))}\nwatch:\n{watch}"
 
@@ -147,9 +154,9 @@ class RunningDaemon:
 def start_daemon(
     tmp_path: Path, started: list[subprocess.Popen[str]]
 ) -> Callable[..., RunningDaemon]:
-    """start_daemon({job: cmdline regex}, **env) -> a daemon serving on a free loopback port."""
+    """start_daemon({job: cmdline regex} or watch YAML, **env) -> a daemon on a loopback port."""
 
-    def start(jobs: dict[str, str], **extra_env: str) -> RunningDaemon:
+    def start(jobs: dict[str, str] | str, **extra_env: str) -> RunningDaemon:
         config = tmp_path / "memwatch.yaml"
         config.write_text(config_text(tmp_path / "history.sqlite", jobs))
         env = {**os.environ, "MEMWATCH_HISTORY": str(tmp_path / "history.sqlite")}
@@ -414,3 +421,121 @@ def test_the_shipped_unit_passes_systemd_analyze_verify(tmp_path):
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=120, check=False
     )
     assert res.returncode == 0 and not res.stderr.strip(), res.stdout + res.stderr
+
+
+# --- peaks: honest for processes, the kernel's for cgroups -------------------------------------
+
+# Reaches PEAK MiB, frees it (RSS drops), then holds HOLD MiB and says so in READY.
+PEAKED_BEFORE = r"""
+import sys, time
+peak, hold, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+buf = bytearray(b"\x01") * (peak << 20)
+del buf
+kept = bytearray(b"\x01") * (hold << 20)
+open(ready, "w").close()
+time.sleep(3600)
+"""
+
+# Holds 20 MiB; once GO exists, spikes to SPIKE MiB for a moment and holds 20 MiB again.
+SPIKE_ON_GO = r"""
+import os, sys, time
+spike, go = int(sys.argv[1]), sys.argv[2]
+kept = bytearray(b"\x01") * (20 << 20)
+while not os.path.exists(go):
+    time.sleep(0.05)
+extra = bytearray(b"\x01") * (spike << 20)
+del extra
+time.sleep(3600)
+"""
+
+
+def passes(text: str) -> float:
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "memwatch_samples_total"
+    )
+
+
+def help_of(text: str, name: str) -> str:
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == name]
+    return family.documentation
+
+
+def test_a_peak_reached_before_the_daemon_looked_is_not_its_peak(start_daemon, started, tmp_path):
+    marker = f"peaked-{uuid.uuid4().hex[:12]}"
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PEAKED_BEFORE, "600", "50", str(ready), marker],
+        start_new_session=True,
+    )
+    started.append(proc)
+    wait_for("the process to drop to 50 MiB", lambda: ready.exists() or None, lambda: "")
+    daemon = start_daemon({"peaked": marker})
+    text = daemon.wait_scrape("three passes over the process", lambda t: passes(t) >= 3)
+    peak = series(text, "memwatch_job_peak_memory_bytes")["peaked"]
+    rss = series(text, "memwatch_job_memory_bytes")["peaked"]
+    assert 50 * MIB <= peak <= rss * 1.1, (peak / MIB, rss / MIB)  # near 50 MiB, not 600
+    assert series(text, "memwatch_job_process_hwm_bytes")["peaked"] >= 600 * MIB
+    assert "before memwatch started watching" in help_of(text, "memwatch_job_process_hwm_bytes")
+    assert "before memwatch looked are not in it" in help_of(text, "memwatch_job_peak_memory_bytes")
+
+
+def test_a_unit_style_cgroups_exported_peak_is_the_kernels(
+    start_daemon, make_cgroup, started, tmp_path
+):
+    cgroup = make_cgroup()
+    _, mount = memory_mount()
+    as_in_proc = "/" + os.path.relpath(cgroup.path, mount)  # as /proc/PID/cgroup names it
+    go = tmp_path / "go"
+    proc = subprocess.Popen(
+        ["sh", "-c", f'echo $$ > {cgroup.procs} && exec "$@"', "sh"]
+        + [sys.executable, "-c", SPIKE_ON_GO, "200", str(go)],
+        start_new_session=True,
+    )
+    started.append(proc)
+    daemon = start_daemon(f"  - name: unit\n    cgroup: {json.dumps(as_in_proc)}\n")
+    daemon.wait_scrape(
+        "the daemon to see the cgroup's process",
+        lambda t: series(t, "memwatch_job_processes").get("unit") == 1,
+    )
+    go.touch()
+    kernel = cgroup.truth_bytes  # memsw.max_usage_in_bytes, once the spike is over
+
+    def settled() -> float | None:
+        nonlocal kernel
+        kernel = cgroup.truth_bytes
+        exported = series(daemon.scrape(), "memwatch_job_peak_memory_bytes").get("unit")
+        return exported if exported == kernel and kernel >= 200 * MIB else None
+
+    assert wait_for("the kernel's peak to be exported", settled, daemon.explain) == kernel
+    assert "memwatch_job_process_hwm_bytes{" not in daemon.scrape()  # no process was read
+
+
+def test_recommendations_are_fitted_in_a_child_process_without_numpy_in_the_daemon(
+    start_daemon, tmp_path
+):
+    from memwatch.history import History
+    from memwatch.types import Bounds, Peak, RunSummary
+
+    history = History(str(tmp_path / "history.sqlite"))  # the daemon's (start_daemon's) own
+    for size in (1000.0, 2000.0, 3000.0, 4000.0):
+        peak = Peak(int(size * 100_000), int(size * 100_000), 0, None, 1.0, "cgroup")
+        summary = RunSummary(
+            ("job",), 0, None, False, 1.0, 0.1, 10, peak, Bounds(1, 2), None, False
+        )
+        history.record(dataclasses.replace(summary, size=size), "fitted")
+    watch = "  - name: fitted\n    cmdline: 'no-process-has-this-{}'\n    sizes: [8000]\n"
+    daemon = start_daemon(watch.format(uuid.uuid4().hex))
+    text = daemon.wait_scrape(
+        "the recommendation", lambda t: "memwatch_job_recommended_memory_bytes{" in t
+    )
+    recommended = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "memwatch_job_recommended_memory_bytes"
+    ]
+    assert recommended and recommended[0] >= 8000 * 100_000
+    assert "numpy" not in Path(f"/proc/{daemon.proc.pid}/maps").read_text()

@@ -7,10 +7,10 @@ import dataclasses
 import psycopg
 import pytest
 
-from memwatch.daemon import URL_REFRESH_S, Recommender
 from memwatch.errors import HistoryError, HistoryUnavailable
 from memwatch.history import History, new_entry, open_history
 from memwatch.history_pg import PostgresHistory
+from memwatch.recommender import URL_REFRESH_S, Recommender
 from memwatch.types import Bounds, Peak, RunSummary
 
 MIB = 1 << 20
@@ -148,16 +148,17 @@ def test_the_daemon_recommends_from_a_postgresql_history_and_sees_new_runs(pg_ur
     now = [0.0]
     reported: list[str] = []
     recommender = Recommender(pg_url, reported.append, clock=lambda: now[0])
-    recommender.refresh()
+    assert recommender.recommend("train", [8.0]) == ()  # asked of the worker
+    recommender.update()  # the worker's step
     [(label, first)] = recommender.recommend("train", [8.0])
     assert label == "8" and first >= 800 * MIB
     for size in (1.0, 2.0, 3.0, 4.0):  # the job got twice as hungry
         store.record(summary(size, int(200 * size)), "train")
     now[0] = URL_REFRESH_S / 2
-    recommender.refresh()
+    recommender.update()
     assert recommender.recommend("train", [8.0]) == (("8", first),)  # not asked again yet
     now[0] = URL_REFRESH_S + 1
-    recommender.refresh()
+    recommender.update()
     [(_, second)] = recommender.recommend("train", [8.0])
     assert second > first and reported == []
 
@@ -167,7 +168,7 @@ def test_the_daemon_says_once_why_an_unreachable_postgresql_history_gives_nothin
     reported: list[str] = []
     recommender = Recommender(url, reported.append, clock=lambda: 0.0)
     for _ in range(3):
-        recommender.refresh()
         assert recommender.recommend("train", [8.0]) == ()
+        recommender.update()
     [message] = reported
     assert message.startswith(f"no recommendations: cannot read history {url}: ")

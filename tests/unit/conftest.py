@@ -302,6 +302,7 @@ V1_KERNEL_FILES = {
     "memory.limit_in_bytes": "9223372036854771712\n",  # v1's "no limit"
     "memory.usage_in_bytes": "0\n",
     "memory.memsw.max_usage_in_bytes": "0\n",
+    "memory.memsw.usage_in_bytes": "0\n",
     "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
 }
 
@@ -310,6 +311,7 @@ V2_MEMORY_FILES = {
     "memory.max": "max\n",
     "memory.peak": "0\n",
     "memory.swap.peak": "0\n",
+    "memory.swap.current": "0\n",
     "memory.events": "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n",
 }
 
@@ -328,7 +330,7 @@ class FakeCgroupFS:
       processes, or a pid written into a cgroup that has controllers enabled below it,
       fails with EBUSY;
     - rmdir succeeds despite interface files, but fails with EBUSY while the cgroup
-      holds processes or child cgroups.
+      holds processes or child cgroups; a file kept open in it then reads ENODEV.
     """
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int) -> None:
@@ -353,8 +355,10 @@ class FakeCgroupFS:
 
         self._real_mkdir = os.mkdir
         self._real_rmdir = os.rmdir
+        self._real_pread = os.pread
         monkeypatch.setattr(os, "mkdir", self._mkdir)
         monkeypatch.setattr(os, "rmdir", self._rmdir)
+        monkeypatch.setattr(os, "pread", self._pread)
         monkeypatch.setattr(cgroup, "_write", self._write)
         monkeypatch.setattr(cgroup.time, "sleep", self.sleeps.append)
 
@@ -433,6 +437,13 @@ class FakeCgroupFS:
         for f in p.iterdir():
             f.unlink()
         self._real_rmdir(p)
+
+    def _pread(self, fd: int, size: int, offset: int) -> bytes:
+        # A file kept open in a cgroup that was removed answers ENODEV, as the kernel does.
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if target.endswith(" (deleted)") and self._inside(target.removesuffix(" (deleted)")):
+            raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+        return self._real_pread(fd, size, offset)
 
     def _write(self, path: str, text: str) -> None:
         self.writes.append((path, text))

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from memwatch import cgroup
-from memwatch.cgroup import JobCgroup, find_memory_cgroup
+from memwatch.cgroup import CgroupCounters, JobCgroup, find_memory_cgroup, find_unit_cgroup
 from memwatch.errors import CgroupUnavailable
 from memwatch.types import CgroupPeak
 
@@ -388,3 +388,93 @@ def test_write_helper_writes_text(tmp_path):
     target = tmp_path / "cgroup.procs"
     cgroup._write(str(target), "123")
     assert target.read_text() == "123"
+
+
+# --- CgroupCounters: the kernel's totals ------------------------------------------------------
+
+
+def test_v1_totals_are_the_usage_and_memsw_page_counters(tmp_path):
+    (tmp_path / "memory.usage_in_bytes").write_text(f"{300 * MIB}\n")
+    (tmp_path / "memory.memsw.usage_in_bytes").write_text(f"{340 * MIB}\n")
+    (tmp_path / "cgroup.procs").write_text("10\n11\n")
+    counters = CgroupCounters(1, str(tmp_path))
+    usage = counters.read()
+    assert (usage.ram_bytes, usage.swap_bytes, counters.processes()) == (300 * MIB, 40 * MIB, 2)
+    (tmp_path / "memory.usage_in_bytes").write_text(f"{310 * MIB}\n")  # read again: pread
+    assert counters.read().ram_bytes == 310 * MIB
+    counters.close()
+
+
+def test_v1_without_swap_accounting_has_unknown_swap(tmp_path):
+    (tmp_path / "memory.usage_in_bytes").write_text(f"{300 * MIB}\n")
+    assert CgroupCounters(1, str(tmp_path)).read().swap_bytes is None
+
+
+def test_v2_totals_are_memory_current_and_swap_current(tmp_path):
+    (tmp_path / "memory.current").write_text(f"{300 * MIB}\n")
+    (tmp_path / "memory.swap.current").write_text(f"{25 * MIB}\n")
+    (tmp_path / "memory.peak").write_text(f"{900 * MIB}\n")
+    counters = CgroupCounters(2, str(tmp_path))
+    usage = counters.read()
+    assert (usage.ram_bytes, usage.swap_bytes) == (300 * MIB, 25 * MIB)
+    assert counters.peak_bytes() == 900 * MIB
+
+
+def test_v1_peak_is_ram_plus_swap_where_accounted_else_ram(tmp_path):
+    (tmp_path / "memory.usage_in_bytes").write_text("0\n")
+    (tmp_path / "memory.max_usage_in_bytes").write_text(f"{500 * MIB}\n")
+    assert CgroupCounters(1, str(tmp_path)).peak_bytes() == 500 * MIB  # swapaccount=0
+    (tmp_path / "memory.memsw.max_usage_in_bytes").write_text(f"{560 * MIB}\n")
+    counters = CgroupCounters(1, str(tmp_path))
+    assert counters.peak_bytes() == 560 * MIB
+    (tmp_path / "memory.memsw.max_usage_in_bytes").write_text(f"{600 * MIB}\n")
+    assert counters.peak_bytes() == 600 * MIB  # read again from the file kept open
+
+
+def test_a_cgroup_without_memory_files_is_unavailable_and_says_which(tmp_path):
+    with pytest.raises(CgroupUnavailable, match="memory.current"):
+        CgroupCounters(2, str(tmp_path))
+
+
+def test_a_removed_cgroup_is_unavailable_at_the_next_read(tmp_path, monkeypatch):
+    (tmp_path / "memory.usage_in_bytes").write_text("0\n")
+    counters = CgroupCounters(1, str(tmp_path))
+
+    def gone(fd, size, offset):
+        raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+    monkeypatch.setattr(os, "pread", gone)
+    with pytest.raises(CgroupUnavailable, match="No such device"):
+        counters.read()
+
+
+def test_processes_of_nested_cgroups_are_counted_with_nested(tmp_path):
+    (tmp_path / "memory.current").write_text("0\n")
+    (tmp_path / "cgroup.procs").write_text("10\n")
+    (tmp_path / "payload").mkdir()
+    (tmp_path / "payload" / "cgroup.procs").write_text("11\n12\n")
+    assert CgroupCounters(2, str(tmp_path)).processes() == 1
+    assert CgroupCounters(2, str(tmp_path), nested=True).processes() == 3
+
+
+def test_pids_are_read_to_the_end_of_a_file_served_a_page_at_a_time(tmp_path, monkeypatch):
+    # A seq_file (cgroup.procs) answers about a page per read, however much is asked for:
+    # stopping at the first short read lost processes (taken for escaped from the cgroup).
+    pids = list(range(10_000, 12_000))
+    (tmp_path / "memory.usage_in_bytes").write_text("0\n")
+    (tmp_path / "cgroup.procs").write_text("".join(f"{p}\n" for p in pids))
+    real_read = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: real_read(fd, min(n, 4096)))
+    counters = CgroupCounters(1, str(tmp_path))
+    assert counters.pids() == set(pids)
+    assert counters.processes() == len(pids)
+
+
+def test_a_units_cgroup_is_found_in_its_slice(tmp_path):
+    (tmp_path / "system.slice" / "system-getty.slice" / "getty@tty1.service").mkdir(parents=True)
+    (tmp_path / "user.slice" / "user-1000.slice" / "app.service").mkdir(parents=True)
+    (tmp_path / "system.slice" / "app.service-helper").mkdir()
+    found = find_unit_cgroup(str(tmp_path), "getty@tty1.service")
+    assert found == str(tmp_path / "system.slice" / "system-getty.slice" / "getty@tty1.service")
+    assert find_unit_cgroup(str(tmp_path), "app.service").endswith("user-1000.slice/app.service")
+    assert find_unit_cgroup(str(tmp_path), "absent.service") is None
