@@ -670,8 +670,9 @@ def by_cgroup(entry: WatchEntry) -> bool:
     sel = entry.selector
     if entry.pss or entry.size_from_cmdline is not None:
         return False
-    others = (sel.pid, sel.pidfile, sel.name, sel.cmdline)
-    return all(v is None for v in others) and (sel.cgroup is None) != (sel.systemd_unit is None)
+    # Any other field (a name, a user, ...) picks some of the cgroup's processes only.
+    alone = dataclasses.replace(sel, cgroup=None, systemd_unit=None) == Selector()
+    return alone and (sel.cgroup is None) != (sel.systemd_unit is None)
 
 
 def run_daemon(config_path: str, *, port: int | None = None) -> int:

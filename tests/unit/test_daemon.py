@@ -997,6 +997,12 @@ def test_entries_that_ask_for_what_only_processes_tell_are_not_sampled_by_cgroup
     assert not by_cgroup(replace(UNIT, selector=both))
 
 
+def test_a_cgroup_entry_that_also_selects_a_user_reads_its_processes():
+    # The cgroup's totals would count every user's processes in it.
+    mine = Selector(systemd_unit="app.service", uid=1000)
+    assert not by_cgroup(replace(UNIT, selector=mine))
+
+
 def test_a_reload_that_changes_a_cgroup_entry_follows_the_new_selection(cgroupfs_v1, tmp_path):
     fs = cgroupfs_v1
     unit_cgroup(fs, ram_mib=50, swap_mib=0)
