@@ -65,10 +65,12 @@ def history_measurements(
     runs (floors, never fitted), and how many runs are not fitted. One query, no JSON read."""
     points, unsized = store.points(job)
     fitted = [
-        Measurement(s, peak, swap, seconds) for s, peak, swap, code, seconds in points if not code
+        Measurement(s, peak, swap, seconds, source != "cgroup")
+        for s, peak, swap, code, seconds, source in points
+        if not code
     ]
     # A failed run's peak is only a lower bound; one with no peak says nothing.
-    failed = [Measurement(s, peak) for s, peak, _, code, _ in points if code and peak > 0]
+    failed = [Measurement(s, peak) for s, peak, _, code, _, _ in points if code and peak > 0]
     return fitted, failed, unsized + len(points) - len(fitted)
 
 

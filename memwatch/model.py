@@ -94,6 +94,7 @@ class Measurement:
     peak_bytes: int
     swap_suspected: bool = False
     duration_s: float | None = None
+    sampled: bool = False  # the peak came from sampling, not from the kernel's cgroup figure
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,14 @@ def _model_warnings(
         warnings.append(
             f"repeats at the same size differ by {noise:.0%} (relative standard deviation): "
             f"the recommendation is widened by {NOISE_WIDENING:g}x that"
+        )
+    sampled = sum(m.sampled for m in measurements)
+    if sampled:
+        warnings.append(
+            f"the peaks of {sampled} of {len(measurements)} fitted runs come from sampling, "
+            "not from the kernel's cgroup figure: sampled RSS counts shared pages once per "
+            "process and misses memory no process maps; run as root or in a delegated cgroup "
+            "for exact peaks"
         )
     swapped = sorted({m.size for m in measurements if m.swap_suspected})
     if swapped:

@@ -35,7 +35,7 @@ COLUMNS = f"id, {_STORED}"
 INSERT_COLUMNS = f"{_STORED}, summary"
 INSERT_COUNT = INSERT_COLUMNS.count(",") + 1
 # What a fit reads: one row per sized run, no JSON to decode.
-POINT_COLUMNS = "size, peak_bytes, swap_suspected, exit_status, duration_s"
+POINT_COLUMNS = "size, peak_bytes, swap_suspected, exit_status, duration_s, source"
 
 
 def is_url(location: str) -> bool:
@@ -156,14 +156,14 @@ class Store(ABC):
         rows = self.rows(f"SELECT {COLUMNS}, summary FROM runs{where} ORDER BY id", params)
         return [Entry(history_run(r[:-1]), r[-1]) for r in rows]
 
-    def points(self, job: str) -> tuple[list[tuple[float, int, bool, int, float]], int]:
-        """(size, peak_bytes, swap_suspected, exit_status, duration_s) of the job's sized
+    def points(self, job: str) -> tuple[list[tuple[float, int, bool, int, float, str]], int]:
+        """(size, peak_bytes, swap_suspected, exit_status, duration_s, source) of the job's sized
         runs, and the number of its runs without a size: all a fit needs, in one query."""
         rows = self.rows(
             f"SELECT {POINT_COLUMNS} FROM runs WHERE job = ? AND size IS NOT NULL", (job,)
         )
         [(total,)] = self.rows("SELECT count(*) FROM runs WHERE job = ?", (job,)) or [(0,)]
-        return [(s, p, bool(w), e, d) for s, p, w, e, d in rows], total - len(rows)
+        return [(s, p, bool(w), e, d, src) for s, p, w, e, d, src in rows], total - len(rows)
 
     def jobs(self) -> list[str]:
         """The distinct job names, sorted."""

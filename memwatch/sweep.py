@@ -43,7 +43,9 @@ class SweepRun:
         from .model import Measurement  # numpy: only when a fit is coming
 
         s = self.summary
-        return Measurement(self.size, s.peak.total_bytes, s.swap_suspected, s.duration_s)
+        return Measurement(
+            self.size, s.peak.total_bytes, s.swap_suspected, s.duration_s, s.peak.source != "cgroup"
+        )
 
     @property
     def ok(self) -> bool:

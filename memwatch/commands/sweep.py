@@ -276,11 +276,8 @@ def _report(
 
     # A failed run's peak is only a lower bound: only successful runs are fitted.
     measured = [r.measurement for r in runs if r.ok]
-    sampled_note = _sampled_note([r for r in runs if r.ok], args.no_cgroup)
     if report_on_stdout(args):
         print(format_sizes_table(measured) if measured else "no run succeeded")
-        if sampled_note:
-            print(f"warning: {sampled_note}")
         for r in failed:
             print(
                 f"warning: size {r.size_text} (repeat {r.repeat}) failed: "
@@ -294,7 +291,8 @@ def _report(
             where = progress.where()
         say(f"memwatch: sweep stopped after {len(runs)} run(s); {where}")
         return 128 + stopped
-    floors = [r.measurement for r in failed]
+    # A failed run's peak is a floor; one that ended before anything was seen says nothing.
+    floors = [r.measurement for r in failed if r.summary.peak.total_bytes > 0]
     if args.target is not None and args.target not in args.at:
         args = argparse.Namespace(**{**vars(args), "at": [*args.at, args.target]})
     advice = advise(args, measured, title=job, lower_bounds=floors, keep_going=True)
@@ -307,9 +305,6 @@ def _report(
     if outcome is not None:
         doc["adaptive"] = _adaptive_json(args, runs, outcome, total_s)
     doc["peak_sources"] = dict(Counter(r.summary.peak.source for r in runs if r.ok))
-    if sampled_note:  # scripts read one prediction: it carries the fit-wide warnings
-        for warnings in [doc["model"]["warnings"], *(p["warnings"] for p in doc["predictions"])]:
-            warnings.append(sampled_note)
     write_fit_json(args, doc)
     if report_on_stdout(args):
         print(advice.text() + "".join(f"\nerror: {message}" for message in advice.refused))
@@ -363,22 +358,6 @@ def _adaptive_json(
             for r in runs
         ],
     }
-
-
-def _sampled_note(fitted: list[SweepRun], no_cgroup: bool) -> str | None:
-    """Why the fit rests on sampled peaks, when some fitted run had no cgroup peak."""
-    sampled = [r for r in fitted if r.summary.peak.source != "cgroup"]
-    if not sampled:
-        return None
-    # run.py says "no job cgroup (WHY): the peak comes from sampling".
-    reasons = (w for r in sampled for w in r.summary.warnings if w.startswith("no job cgroup"))
-    why = "--no-cgroup" if no_cgroup else next(reasons, "no job cgroup").partition(": the")[0]
-    return (
-        f"the peaks of {len(sampled)} of {len(fitted)} fitted runs come from sampling, not "
-        f"from the kernel's cgroup figure ({why}): sampled RSS counts shared pages once per "
-        "process and misses memory no process maps; run as root or in a delegated cgroup "
-        "for exact peaks"
-    )
 
 
 def _check(args: argparse.Namespace, command: list[str]) -> None:

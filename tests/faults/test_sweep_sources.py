@@ -32,7 +32,7 @@ def test_a_sweep_without_cgroup_says_its_peaks_came_from_sampling(tmp_path: Path
     assert "cgroup" not in doc["peak_sources"] and sum(doc["peak_sources"].values()) == 2
     note = (
         "the peaks of 2 of 2 fitted runs come from sampling, not from the kernel's cgroup "
-        "figure (--no-cgroup)"
+        "figure: sampled RSS"
     )
     assert any(w.startswith(note) for w in doc["model"]["warnings"])
     assert any(w.startswith(note) for w in doc["predictions"][0]["warnings"])

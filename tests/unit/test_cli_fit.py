@@ -334,6 +334,25 @@ def test_a_sweep_whose_largest_size_failed_still_reports_the_rest(capsys, monkey
     assert doc["failed_runs"] == [{"size": 8, "repeat": 1, "exit_status": 137}]
 
 
+def test_a_failed_run_that_saw_no_memory_is_no_floor_and_sampled_peaks_are_said(
+    capsys, monkeypatch, run_summary
+):
+    # Unprivileged: no cgroup, and a run that exits at once was never sampled (peak 0).
+    def fake_measure(command, **kwargs):
+        size = kwargs["size"]
+        failed = size == 8
+        peak = Peak(0 if failed else round(10 * MiB + MiB * size), 0, 0, None, None, "sampling")
+        code = 3 if failed else 0
+        return dataclasses.replace(run_summary(**kw_of(kwargs)), exit_code=code, peak=peak)
+
+    monkeypatch.setattr("memwatch.sweep.measure", fake_measure)
+    code = cli.main(["sweep", "--sizes", "1,2,3,4,8", "--no-warmup", "--", "x", "{size}"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "best fit" in out and "size 8 (repeat 1) failed: exit status 3" in out
+    assert "warning: the peaks of 4 of 4 fitted runs come from sampling" in out
+
+
 def test_a_sweep_where_every_run_failed_says_so(capsys, monkeypatch, run_summary):
     def fake_measure(command, **kwargs):
         return dataclasses.replace(run_summary(**kw_of(kwargs)), exit_code=3)

@@ -307,9 +307,10 @@ def test_points_are_the_sized_runs_and_the_count_of_unsized_ones(tmp_path, run_s
     store.record(run_summary(size=None), job="train")
     store.record(run_summary(size=4.0, exit_code=3), job="train")
     store.record(run_summary(size=5.0), job="etl")
-    peak, seconds = run_summary().peak.total_bytes, run_summary().duration_s
+    summary = run_summary()
+    peak, seconds, source = summary.peak.total_bytes, summary.duration_s, summary.peak.source
     assert store.points("train") == (
-        [(2.0, peak, True, 0, seconds), (4.0, peak, False, 3, seconds)],
+        [(2.0, peak, True, 0, seconds, source), (4.0, peak, False, 3, seconds, source)],
         1,
     )
     assert store.points("nope") == ([], 0)
