@@ -20,7 +20,6 @@ import hashlib
 import hmac
 import math
 import os
-import re
 import signal
 import socket
 import socketserver
@@ -40,11 +39,11 @@ from prometheus_client.exposition import MetricsHandler
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from . import __version__
-from .config import WebConfig
 from .errors import MemwatchError, OutputError
 from .plateau import RECENT_SAMPLES, swapping_recently
 from .report import valid_utf8
 from .types import JobSnapshot, RunSummary, Sample, Snapshot
+from .webconfig import BCRYPT_HASH, WebConfig
 
 PUSH_TIMEOUT_S = 10.0
 CONNECTION_TIMEOUT_S = 30.0  # a client that stalls (or never finishes TLS) loses its thread
@@ -405,9 +404,6 @@ def pushgateway_url_problem(url: str) -> str | None:
 
 
 # --- serving /metrics over HTTP(S) ----------------------------------------------------------
-
-# bcrypt hashes as htpasswd and exporter-toolkit write them: $2a$, $2b$ or $2y$, cost, 53 chars.
-BCRYPT_HASH = re.compile(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}")
 
 
 def bcrypt_cost(hashed: bytes) -> int:

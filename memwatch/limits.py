@@ -1,4 +1,4 @@
-"""The advice limits shared by the model and the command line.
+"""Limits shared by the model, the config file and the command line, declared once.
 
 Kept apart from model.py so that the CLI can show them without importing numpy: a plain
 `memwatch run` must stay light (numpy alone adds ~14 MiB to memwatch's own peak).
@@ -11,3 +11,8 @@ REFUSE_EXTRAPOLATION = 16.0  # beyond this: no prediction without --force
 # largest size it may run without --max-size, as fractions of the target.
 START_FRACTION = 1 / 32
 MAX_FRACTION = 1 / 2
+
+# The sampling interval, for `memwatch run --interval` and the config's interval keys.
+MIN_INTERVAL_S = 0.001
+MAX_INTERVAL_S = 3600.0  # beyond threading.TIMEOUT_MAX the sampler's wait would overflow
+MAX_PID = 4194304  # PID_MAX_LIMIT on 64-bit Linux: a config's pid selector

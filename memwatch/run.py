@@ -18,6 +18,7 @@ from .backend import Backend, open_backend
 from .cgroup import JobCgroup
 from .console import say
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
+from .limits import MAX_INTERVAL_S, MIN_INTERVAL_S
 from .peak import TreeAccumulator, resolve_peak
 from .procfs import PROC, read_shmem_bytes, read_vmstat
 from .report import signal_name
@@ -25,8 +26,6 @@ from .rusage import maxrss_bytes
 from .sampler import Sampler
 from .types import BackendName, Bounds, CgroupPeak, Plateau, RunSummary, Sample
 
-MIN_INTERVAL_S = 0.001
-MAX_INTERVAL_S = 3600.0  # beyond threading.TIMEOUT_MAX the sampler's wait would overflow
 # getattr: Windows has neither SIGHUP nor SIGQUIT (nor SIGCHLD below).
 FORWARDED_SIGNALS = frozenset(
     getattr(signal, name)

@@ -701,7 +701,7 @@ def test_check_config_counts_entries(tmp_path, capsys):
 def test_check_config_without_a_path_checks_the_daemons_default(capsys, monkeypatch):
     # The daemon reads /etc/memwatch/memwatch.yaml by default: check-config does too.
     read: list[str] = []
-    monkeypatch.setattr(config_module, "_read_text", lambda path: read.append(path) or "")
+    monkeypatch.setattr(config_module, "read_text", lambda path: read.append(path) or "")
     assert cli.main(["check-config"]) == 1
     assert read == ["/etc/memwatch/memwatch.yaml"]
     assert capsys.readouterr().err.startswith("/etc/memwatch/memwatch.yaml:1: watch: missing")
