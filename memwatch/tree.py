@@ -77,13 +77,24 @@ class TreeTracker:
 
     def _is_member(self, ppid: int, start: int) -> bool:
         if ppid in self._members:
-            return True
+            return _born_after(self._members[ppid], start)
         # An orphan reparented to the subreaper: ours only if born after the job was.
         return ppid == self._reaper_pid and start >= self._root_start
 
     def forget(self, pid: int) -> None:
         """Drop a pid whose start time changed (pid reuse); it is re-classified next refresh."""
         self._members.pop(pid, None)
+
+
+def _born_after(parent_start: int, child_start: int) -> bool:
+    """Whether a process started at ``child_start`` can be a child of one started at
+    ``parent_start``: a child is never older than its parent.
+
+    One that is named, in a stat read before it was reparented, a parent that has exited
+    since and whose pid a newer process now has. psutil's ``Process.children`` drops such
+    a child the same way.
+    """
+    return parent_start <= child_start
 
 
 # --- watch entries: which processes each selects ---------------------------------------------
@@ -388,8 +399,10 @@ def assign(
     and would match a careless regex; ``pgrep -f`` excludes itself the same way).
     """
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in view.stats.items():
-        children.setdefault(ppid, []).append(pid)
+    for pid, (ppid, start) in view.stats.items():
+        parent = view.stats.get(ppid)
+        if parent is None or _born_after(parent[1], start):
+            children.setdefault(ppid, []).append(pid)
     everyone = view.stats.keys() - set(exclude)
     unclaimed = set(everyone)
     members = []

@@ -220,6 +220,16 @@ def test_a_later_entry_takes_the_children_an_earlier_entry_left():
     assert second == {401, 402, 403}  # 400's descendants: selected by the second entry
 
 
+def test_a_process_older_than_its_listed_parent_is_not_its_descendant():
+    # 404 names 400 as its parent but started before it: its parent had pid 400 before
+    # the postgres that has it now (pid reuse), so it is not postgres's (psutil's rule).
+    view = machine()
+    view.stats[404] = (400, 55)
+    view.stats[405] = (404, 56)
+    [members] = assign([entry("pg", pid=400)], view)
+    assert members == {400, 401, 402, 403}
+
+
 def test_memwatch_itself_is_never_selected():
     view = machine()
     view.stats[700] = (300, 90)

@@ -139,6 +139,16 @@ def test_unreadable_stat_is_skipped_and_retried_next_refresh(proc, deny_open):
     assert 601 in t.refresh()
 
 
+def test_a_child_older_than_its_member_parent_is_not_a_member(proc):
+    # 650's stat names ppid 601, but 650 started before 601 did: its real parent had pid
+    # 601, exited, and the pid went to a child of the job (psutil's Process.children rule).
+    t = tracker(proc)
+    proc.add(601, ppid=ROOT, start=10_010)
+    proc.add(650, ppid=601, start=10_005, comm="unrelated")
+    proc.add(651, ppid=601, start=10_010)  # born in the same tick as its parent: a child
+    assert t.refresh() == {ROOT: ROOT_START, 601: 10_010, 651: 10_010}
+
+
 def test_forget_reclassifies_a_reused_pid(proc):
     t = tracker(proc)
     proc.add(601, ppid=ROOT, start=10_010)
