@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .errors import InputError
@@ -58,20 +58,33 @@ def read_runs_csv(path: str) -> list[Measurement]:
     return runs
 
 
+def fitted_and_floors(
+    runs: Iterable[tuple[Measurement, bool]],
+) -> tuple[list[Measurement], list[Measurement]]:
+    """Runs (measurement, succeeded) as the model takes them: the successful runs, fitted,
+    and the failed runs' floors. A failed run's peak is only a lower bound; one that ended
+    before any memory was seen (peak 0) says nothing."""
+    fitted: list[Measurement] = []
+    floors: list[Measurement] = []
+    for measurement, succeeded in runs:
+        if succeeded:
+            fitted.append(measurement)
+        elif measurement.peak_bytes > 0:
+            floors.append(measurement)
+    return fitted, floors
+
+
 def history_measurements(
     store: Store, job: str
 ) -> tuple[list[Measurement], list[Measurement], int]:
     """The job's runs as the model takes them: the fitted (successful, sized) runs, the failed
     runs (floors, never fitted), and how many runs are not fitted. One query, no JSON read."""
     points, unsized = store.points(job)
-    fitted = [
-        Measurement(s, peak, swap, seconds, source != "cgroup")
+    fitted, floors = fitted_and_floors(
+        (Measurement(s, peak, swap, seconds, source != "cgroup"), not code)
         for s, peak, swap, code, seconds, source in points
-        if not code
-    ]
-    # A failed run's peak is only a lower bound; one with no peak says nothing.
-    failed = [Measurement(s, peak) for s, peak, _, code, _, _ in points if code and peak > 0]
-    return fitted, failed, unsized + len(points) - len(fitted)
+    )
+    return fitted, floors, unsized + len(points) - len(fitted)
 
 
 def _number(path: str, line: int, column: str, text: str) -> float:

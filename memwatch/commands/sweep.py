@@ -272,10 +272,9 @@ def _report(
 ) -> int:
     """The table, the failed runs, the advice (JSON or text), and the exit status."""
     failed = [r for r in runs if not r.ok]
-    from ..fitreport import format_sizes_table
+    from ..fitreport import fitted_and_floors, format_sizes_table
 
-    # A failed run's peak is only a lower bound: only successful runs are fitted.
-    measured = [r.measurement for r in runs if r.ok]
+    measured, floors = fitted_and_floors((r.measurement, r.ok) for r in runs)
     if report_on_stdout(args):
         print(format_sizes_table(measured) if measured else "no run succeeded")
         for r in failed:
@@ -291,8 +290,6 @@ def _report(
             where = progress.where()
         say(f"memwatch: sweep stopped after {len(runs)} run(s); {where}")
         return 128 + stopped
-    # A failed run's peak is a floor; one that ended before anything was seen says nothing.
-    floors = [r.measurement for r in failed if r.summary.peak.total_bytes > 0]
     if args.target is not None and args.target not in args.at:
         args = argparse.Namespace(**{**vars(args), "at": [*args.at, args.target]})
     advice = advise(args, measured, title=job, lower_bounds=floors, keep_going=True)

@@ -374,3 +374,13 @@ def test_a_runs_csv_with_a_byte_order_mark_reads(capsys, tmp_path):
     path = tmp_path / "runs.csv"
     path.write_bytes(b"\xef\xbb\xbfsize,peak_bytes\n1,100000000\n2,200000000\n")
     assert cli.main(["fit", str(path), "--json"]) == 0
+
+
+def test_successful_runs_are_fitted_and_failed_ones_that_saw_memory_are_floors():
+    # One rule for sweep's runs and the history's (predict, the daemon's recommendations).
+    from memwatch.fitreport import fitted_and_floors
+    from memwatch.model import Measurement
+
+    ok, failed, unseen = Measurement(1, 100), Measurement(2, 300), Measurement(3, 0)
+    runs = [(ok, True), (failed, False), (unseen, False)]
+    assert fitted_and_floors(runs) == ([ok], [failed])
