@@ -58,7 +58,7 @@ def log(text: str) -> None:
 
 
 class Server(Protocol):
-    """What the daemon needs of the metrics server (exporter.MetricsServer)."""
+    """What the daemon needs of the metrics server (metrics_server.MetricsServer)."""
 
     @property
     def port(self) -> int: ...
@@ -626,7 +626,8 @@ class Daemon:
         return server
 
     def _metrics_server(self, address: str, port: int, web: WebConfig) -> Server:
-        from .exporter import MetricsServer, make_registry
+        from .exporter import make_registry
+        from .metrics_server import MetricsServer
 
         if self._registry is None:
             self._registry = make_registry(self.snapshot)

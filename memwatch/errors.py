@@ -31,6 +31,10 @@ class OutputError(MemwatchError):
     """A result file could not be written; the measurement itself is not lost."""
 
 
+class MetricsServerError(MemwatchError):
+    """The metrics endpoint cannot be served (port in use, bad address, TLS files)."""
+
+
 class ProcessGone(MemwatchError):
     """The process exited (or its pid was reused) while memwatch was reading it."""
 

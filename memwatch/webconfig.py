@@ -1,6 +1,6 @@
 """The exporter-toolkit web config (TLS and basic auth), as the daemon's config gives it.
 
-It owns the bcrypt rule: the exporter checks the hashes it is handed with ``BCRYPT_HASH``.
+It owns the bcrypt rule: the metrics server checks the hashes it is handed with ``BCRYPT_HASH``.
 """
 
 from __future__ import annotations

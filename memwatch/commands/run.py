@@ -147,7 +147,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
             )
         check_writable(args.textfile, "--textfile")
     if args.pushgateway:
-        from ..exporter import pushgateway_url_problem
+        from ..runmetrics import pushgateway_url_problem
 
         problem = pushgateway_url_problem(args.pushgateway)
         if problem:
@@ -163,7 +163,9 @@ def _measure(args: argparse.Namespace, command: list[str]) -> RunSummary:
     live = server = writer = None
     try:
         if args.metrics_port is not None:
-            from ..exporter import LiveRun, MetricsServer, make_registry, run_job_name
+            from ..exporter import LiveRun, make_registry
+            from ..metrics_server import MetricsServer
+            from ..runmetrics import run_job_name
 
             live = LiveRun(run_job_name(args.job, command), args.interval, size=args.size)
             server = MetricsServer(
@@ -204,7 +206,7 @@ def _export(args: argparse.Namespace, summary: RunSummary) -> list[OutputError]:
     """Write --textfile and push to --pushgateway; returns what failed (each one is tried)."""
     failed: list[OutputError] = []
     if args.textfile or args.pushgateway:
-        from ..exporter import push_run, write_run_textfile
+        from ..runmetrics import push_run, write_run_textfile
 
         try:
             if args.textfile:

@@ -13,7 +13,8 @@ import pytest
 from integration.conftest import tool
 
 from memwatch.config import WebConfig
-from memwatch.exporter import MetricsServer, make_registry
+from memwatch.exporter import make_registry
+from memwatch.metrics_server import MetricsServer
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import pytest
 
 from memwatch import cli
 from memwatch.config import WebConfig
-from memwatch.exporter import MetricsServer, make_registry
+from memwatch.exporter import make_registry
+from memwatch.metrics_server import MetricsServer
 
 HASH = "$2y$12$abcdefghijklmnopqrstuuWq0QKkbZ6mJL3o2ydQ7nxl7S9Z6b3uW"
 

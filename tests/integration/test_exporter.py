@@ -27,7 +27,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from memwatch.config import WebConfig
-from memwatch.exporter import MetricsServer, make_registry
+from memwatch.exporter import make_registry
+from memwatch.metrics_server import MetricsServer
 from memwatch.types import JobSnapshot, Snapshot
 
 from .conftest import MIB, fetch, free_port, memhog, start_server, tool

@@ -20,18 +20,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from memwatch import __version__, cli, exporter
+from memwatch import __version__, cli, metrics_server, runmetrics
 from memwatch.commands import run as run_command
 from memwatch.config import WebConfig
-from memwatch.errors import OutputError
-from memwatch.exporter import (
-    BasicAuth,
-    LiveRun,
-    MetricsServer,
-    MetricsServerError,
-    SnapshotCollector,
-    fan_out_samples,
-    make_registry,
+from memwatch.errors import MetricsServerError, OutputError
+from memwatch.exporter import LiveRun, SnapshotCollector, fan_out_samples, make_registry
+from memwatch.metrics_server import BasicAuth, MetricsServer
+from memwatch.runmetrics import (
     push_run,
     pushgateway_url_problem,
     run_job_name,
@@ -302,7 +297,7 @@ def test_push_rejected_by_the_gateway_says_why(monkeypatch, run_summary):
         body = BytesIO(b"pushed metrics are invalid or inconsistent with existing metrics\n")
         raise urllib.error.HTTPError(url, 400, "Bad Request", Message(), body)
 
-    monkeypatch.setattr(exporter, "push_to_gateway", reject)
+    monkeypatch.setattr(runmetrics, "push_to_gateway", reject)
     with pytest.raises(OutputError) as err:
         push_run(run_summary(), "http://gw:9091")
     assert str(err.value) == (
@@ -314,7 +309,7 @@ def test_push_rejected_by_the_gateway_says_why(monkeypatch, run_summary):
 def test_push_groups_by_job(monkeypatch, run_summary):
     pushed = []
     monkeypatch.setattr(
-        exporter, "push_to_gateway", lambda url, job, registry, timeout: pushed.append((url, job))
+        runmetrics, "push_to_gateway", lambda url, job, registry, timeout: pushed.append((url, job))
     )
     push_run(run_summary(job="nightly"), "gw:9091")
     push_run(run_summary(), "gw:9091")
@@ -359,7 +354,7 @@ def checkpw_calls(monkeypatch) -> list[bytes]:
         calls.append(password)
         return real(password, hashed)
 
-    monkeypatch.setattr(exporter.bcrypt, "checkpw", counting)
+    monkeypatch.setattr(metrics_server.bcrypt, "checkpw", counting)
     return calls
 
 
@@ -407,7 +402,7 @@ def test_an_unknown_user_costs_the_bcrypt_rounds_of_the_costliest_known_user(mon
         costs.append(int(hashed[4:6]))
         return real(password, hashed)
 
-    monkeypatch.setattr(exporter.bcrypt, "checkpw", recording)
+    monkeypatch.setattr(metrics_server.bcrypt, "checkpw", recording)
     auth = BasicAuth([("alice", cheap), ("bob", dear)])
     assert not auth.check(header("bob", "wrong"))
     assert not auth.check(header("mallory", "b"))  # bob's password, from an unknown user
@@ -614,7 +609,7 @@ def test_without_export_options_measure_gets_only_the_samples_writer(fake_run):
 
 
 def test_a_pushgateway_url_with_a_password_is_refused_without_echoing_it():
-    from memwatch.exporter import pushgateway_url_problem
+    from memwatch.runmetrics import pushgateway_url_problem
 
     problem = pushgateway_url_problem("http://user:s3cret@127.0.0.1:9091/")
     assert problem is not None and "s3cret" not in problem and "user or password" in problem
