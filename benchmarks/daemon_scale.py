@@ -408,7 +408,7 @@ def make_history(path: str, job: str, runs: int) -> None:
 
     sys.path.insert(0, REPO)
     from memwatch.history import History
-    from memwatch.types import Bounds, Peak, RunSummary
+    from memwatch.measures import Bounds, Peak, RunSummary
 
     peak = Peak(100 * MIB, 100 * MIB, 0, None, 1.0, "cgroup")
     summary = RunSummary(("job",), 0, None, False, 1.0, 0.1, 10, peak, Bounds(1, 2), None, False)

@@ -4,8 +4,8 @@ from typing import TYPE_CHECKING
 
 from .errors import MemwatchError
 from .history import History, HistoryRun
+from .measures import Bounds, CgroupPeak, Peak, Plateau, ProcMem, RunSummary, Sample
 from .run import measure
-from .types import Bounds, CgroupPeak, Peak, Plateau, ProcMem, RunSummary, Sample
 
 if TYPE_CHECKING:
     from .model import Measurement, Model, Prediction, ShapeFit, fit, predict

@@ -17,9 +17,9 @@ from collections.abc import Collection
 from typing import Literal, Protocol
 
 from .errors import UsageError
+from .measures import BackendName, ProcMem
 from .proc_backend import ProcBackend
 from .procfs import PROC, read_meminfo
-from .types import BackendName, ProcMem
 
 BackendChoice = Literal["auto", "proc", "psutil"]
 BACKEND_CHOICES: tuple[BackendChoice, ...] = ("auto", "proc", "psutil")

@@ -19,8 +19,8 @@ import re
 import time
 
 from .errors import CgroupUnavailable
+from .measures import CgroupPeak, CgroupUsage, MemoryLimit
 from .procfs import PROC, flat_keyed, is_running
-from .types import CgroupPeak, CgroupUsage, MemoryLimit
 
 # How long a list of a watched cgroup's sub-cgroups (for counting their processes) is kept.
 SUBDIRS_MAX_AGE_S = 10.0

@@ -35,6 +35,7 @@ from .errors import (
     ProcessGone,
 )
 from .history import default_path
+from .measures import JobSnapshot, ProcMem, Sample, Snapshot
 from .peak import TreeAccumulator
 from .plateau import RECENT_SAMPLES, swapping_recently
 from .procfs import PROC, is_running, read_vmstat
@@ -42,7 +43,6 @@ from .recommender import FitJob, Recommender
 from .report import human_bytes, parse_size
 from .sdnotify import notify, reloading_state, watchdog_period_s
 from .tree import FACTS_MAX_AGE_S, ProcessTable, ProcessView, assign
-from .types import JobSnapshot, ProcMem, Sample, Snapshot
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

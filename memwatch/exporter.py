@@ -23,8 +23,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from . import __version__
+from .measures import JobSnapshot, Sample, Snapshot
 from .plateau import RECENT_SAMPLES, swapping_recently
-from .types import JobSnapshot, Sample, Snapshot
 
 # --- the live collector ---------------------------------------------------------------------
 

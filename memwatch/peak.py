@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .types import Bounds, CgroupPeak, Peak, PeakSource, ProcMem, Sample
+from .measures import Bounds, CgroupPeak, Peak, PeakSource, ProcMem, Sample
 
 Key = tuple[int, int]
 

@@ -12,9 +12,9 @@ from typing import Literal
 
 from .errors import FitError
 from .limits import REFUSE_EXTRAPOLATION
+from .measures import MemoryLimit
 from .model import Model, Prediction, ShapeFit, predict
 from .report import size_text
-from .types import MemoryLimit
 
 BudgetSource = Literal["--budget", "cgroup limit", "machine RAM"]
 GrowthKind = Literal["constant", "slower than linear", "linear", "faster than linear"]

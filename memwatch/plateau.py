@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .types import Plateau, Sample
+from .measures import Plateau, Sample
 
 MIB = 1 << 20
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, OutputError, UsageError
 from .fitreport import SHOWN_SHAPES
+from .measures import Sample
 from .model import Model, Prediction, predict
 from .plateau import detect_plateaus
 from .report import check_writable, human_bytes
-from .types import Sample
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

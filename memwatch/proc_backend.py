@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Collection
 
+from .measures import BackendName, ProcMem
 from .procfs import PROC, StatusFiles, VmstatFile, is_running, read_proc_mem
 from .tree import TreeTracker
-from .types import BackendName, ProcMem
 
 
 class ProcBackend:

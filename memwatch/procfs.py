@@ -12,7 +12,7 @@ import stat
 from collections.abc import Collection
 
 from .errors import PermissionDenied, ProcessGone
-from .types import ProcMem
+from .measures import ProcMem
 
 PROC = "/proc"
 

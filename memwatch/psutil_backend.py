@@ -24,8 +24,8 @@ from typing import Any
 import psutil
 
 from .errors import PermissionDenied, ProcessGone
+from .measures import BackendName, ProcMem
 from .rusage import maxrss_bytes
-from .types import BackendName, ProcMem
 
 # Where psutil names a per-process resident high-water mark (Windows: the peak working set).
 HWM_FIELDS = ("peak_rss", "peak_wset")

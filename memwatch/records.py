@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .measures import RunSummary
 from .report import to_json
-from .types import RunSummary
 
 # Stored in the SQLite file header, so a history is recognised (and anything else left
 # alone) without guessing from table names. 0x4D574853 is "MWHS", memwatch history store.

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from .errors import InputError, OutputError, UsageError
-from .types import RunSummary, Sample
+from .measures import RunSummary, Sample
 
 SCHEMA = "memwatch.run/1"
 SAMPLE_FIELDS = ("at_s", "total_bytes", "rss_bytes", "swap_bytes", "pss_bytes", "processes")

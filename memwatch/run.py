@@ -19,12 +19,12 @@ from .cgroup import JobCgroup
 from .console import say
 from .errors import CgroupUnavailable, CommandNotExecutable, CommandNotFound, UsageError
 from .limits import MAX_INTERVAL_S, MIN_INTERVAL_S
+from .measures import BackendName, Bounds, CgroupPeak, Plateau, RunSummary, Sample
 from .peak import TreeAccumulator, resolve_peak
 from .procfs import PROC, read_shmem_bytes, read_vmstat
 from .report import signal_name
 from .rusage import maxrss_bytes
 from .sampler import Sampler
-from .types import BackendName, Bounds, CgroupPeak, Plateau, RunSummary, Sample
 
 # getattr: Windows has neither SIGHUP nor SIGQUIT (nor SIGCHLD below).
 FORWARDED_SIGNALS = frozenset(

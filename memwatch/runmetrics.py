@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, push_to_gateway, write_to_textf
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from .errors import OutputError
+from .measures import RunSummary
 from .report import valid_utf8
-from .types import RunSummary
 
 PUSH_TIMEOUT_S = 10.0
 

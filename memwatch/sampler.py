@@ -9,11 +9,11 @@ from collections.abc import Callable
 from .backend import Backend, Tracker
 from .cgroup import CgroupCounters
 from .errors import CgroupUnavailable, PermissionDenied, ProcessGone
+from .measures import CgroupUsage, ProcMem, Sample
 from .peak import TreeAccumulator
 from .plateau import PlateauDetector
 from .proc_backend import ProcBackend
 from .procfs import PROC
-from .types import CgroupUsage, ProcMem, Sample
 
 # With a job cgroup, a sample reads the kernel's totals; the walk over every process
 # (escapes from the cgroup, the largest process, per-process high-water marks) runs at most

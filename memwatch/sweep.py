@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+from .measures import RunSummary
 from .run import measure
-from .types import RunSummary
 
 if TYPE_CHECKING:
     from .model import Measurement

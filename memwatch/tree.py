@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 
 from .config import Selector, WatchEntry
 from .errors import MemwatchError, ProcessGone
+from .measures import ProcMem
 from .procfs import (
     PROC,
     StatusFiles,
@@ -33,7 +34,6 @@ from .procfs import (
     read_stat_comm,
     read_uid,
 )
-from .types import ProcMem
 
 
 class TreeTracker:

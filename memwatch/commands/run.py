@@ -8,10 +8,10 @@ import os
 
 from ..errors import OutputError, UsageError
 from ..history import new_entry
+from ..measures import RunSummary
 from ..report import SampleWriter, check_writable, format_human, valid_utf8, write_json
 from ..run import measure
 from ..spool import deliver
-from ..types import RunSummary
 from ._common import (
     Command,
     add_history_option,

@@ -517,7 +517,7 @@ def test_recommendations_are_fitted_in_a_child_process_without_numpy_in_the_daem
     start_daemon, tmp_path
 ):
     from memwatch.history import History
-    from memwatch.types import Bounds, Peak, RunSummary
+    from memwatch.measures import Bounds, Peak, RunSummary
 
     history = History(str(tmp_path / "history.sqlite"))  # the daemon's (start_daemon's) own
     for size in (1000.0, 2000.0, 3000.0, 4000.0):

@@ -28,8 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from memwatch.config import WebConfig
 from memwatch.exporter import make_registry
+from memwatch.measures import JobSnapshot, Snapshot
 from memwatch.metrics_server import MetricsServer
-from memwatch.types import JobSnapshot, Snapshot
 
 from .conftest import MIB, fetch, free_port, memhog, start_server, tool
 

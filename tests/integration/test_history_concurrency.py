@@ -20,7 +20,7 @@ from .conftest import REPO
 CHILD = """
 import os, sys
 from memwatch.history import open_history
-from memwatch.types import Bounds, Peak, RunSummary
+from memwatch.measures import Bounds, Peak, RunSummary
 
 path, role, index, count, ready, gun = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
 history = open_history(path)

@@ -10,8 +10,8 @@ import pytest
 from memwatch.errors import HistoryError, HistoryUnavailable
 from memwatch.history import History, new_entry, open_history
 from memwatch.history_pg import PostgresHistory
+from memwatch.measures import Bounds, Peak, RunSummary
 from memwatch.recommender import URL_REFRESH_S, Recommender
-from memwatch.types import Bounds, Peak, RunSummary
 
 MIB = 1 << 20
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from memwatch import cgroup
-from memwatch.types import Bounds, Peak, ProcMem, RunSummary, Sample
+from memwatch.measures import Bounds, Peak, ProcMem, RunSummary, Sample
 
 MIB = 1 << 20
 

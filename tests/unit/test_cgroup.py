@@ -10,7 +10,7 @@ import pytest
 from memwatch import cgroup
 from memwatch.cgroup import CgroupCounters, JobCgroup, find_memory_cgroup, find_unit_cgroup
 from memwatch.errors import CgroupUnavailable
-from memwatch.types import CgroupPeak
+from memwatch.measures import CgroupPeak
 
 MIB = 1 << 20
 NAME = "memwatch-4242"

@@ -17,7 +17,7 @@ from memwatch import cli
 from memwatch.commands import run as run_command
 from memwatch.errors import HistoryError
 from memwatch.history import History
-from memwatch.types import Peak
+from memwatch.measures import Peak
 
 MiB = 2**20
 

@@ -14,7 +14,7 @@ import pytest
 
 from memwatch import cli
 from memwatch.history import History
-from memwatch.types import Peak
+from memwatch.measures import Peak
 
 MiB = 2**20
 CMD = ["--", "python3", "job.py", "{size}"]

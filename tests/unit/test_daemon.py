@@ -21,11 +21,11 @@ from memwatch.config import Config, Selector, WatchEntry, WebConfig
 from memwatch.daemon import Daemon, by_cgroup, observed_size
 from memwatch.errors import ConfigError, MemwatchError
 from memwatch.history import History
+from memwatch.measures import Peak
 from memwatch.procfs import StatusFiles
 from memwatch.recommender import Recommender, predictions
 from memwatch.sdnotify import notify, reloading_state, watchdog_period_s
 from memwatch.tree import ProcessTable
-from memwatch.types import Peak
 
 MIB = 1 << 20
 T0 = 1_700_000_000.0  # the wall clock at the first pass

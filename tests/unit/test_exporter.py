@@ -25,6 +25,7 @@ from memwatch.commands import run as run_command
 from memwatch.config import WebConfig
 from memwatch.errors import MetricsServerError, OutputError
 from memwatch.exporter import LiveRun, SnapshotCollector, fan_out_samples, make_registry
+from memwatch.measures import JobSnapshot, Sample, Snapshot
 from memwatch.metrics_server import BasicAuth, MetricsServer
 from memwatch.runmetrics import (
     push_run,
@@ -33,7 +34,6 @@ from memwatch.runmetrics import (
     run_registry,
     write_run_textfile,
 )
-from memwatch.types import JobSnapshot, Sample, Snapshot
 
 MIB = 1 << 20
 ALLOWED_LABELS = {"job", "memtype", "size", "version"}

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
+from memwatch.measures import CgroupPeak
 from memwatch.peak import TreeAccumulator, resolve_peak
-from memwatch.types import CgroupPeak
 
 MIB = 1 << 20
 

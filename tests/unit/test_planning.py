@@ -11,11 +11,11 @@ from memwatch import cli
 from memwatch.backend import machine_memory
 from memwatch.cgroup import memory_limit
 from memwatch.commands import _advice
+from memwatch.measures import MemoryLimit
 from memwatch.model import Measurement, fit, predict
 from memwatch.planning import Budget, choose_budget, growth, judge, max_size_for, plan
 from memwatch.procfs import read_meminfo
 from memwatch.report import parse_bytes
-from memwatch.types import MemoryLimit
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 

@@ -12,6 +12,7 @@ import pytest
 
 from memwatch.errors import InputError, OutputError, UsageError
 from memwatch.fitreport import SHOWN_SHAPES
+from memwatch.measures import Sample
 from memwatch.model import Measurement, fit, predict
 from memwatch.plateau import detect_plateaus
 from memwatch.plot import (
@@ -24,7 +25,6 @@ from memwatch.plot import (
     samples_figure,
 )
 from memwatch.report import human_bytes
-from memwatch.types import Sample
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -336,7 +336,7 @@ def test_importing_plot_loads_no_matplotlib_and_plotting_no_pyplot(tmp_path):
     code = (
         "import sys, memwatch.plot as p\n"
         "print('matplotlib' in sys.modules)\n"
-        "from memwatch.types import Sample\n"
+        "from memwatch.measures import Sample\n"
         f"p.plot_samples([Sample(0.0, 1, 1, 0, None, 1)], {str(tmp_path / 'm.png')!r})\n"
         "print('matplotlib.pyplot' in sys.modules)\n"
     )

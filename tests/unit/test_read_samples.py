@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from memwatch.errors import InputError
+from memwatch.measures import Sample
 from memwatch.report import SampleWriter, read_samples
-from memwatch.types import Sample
 
 MIB = 1 << 20
 HEADER = "at_s,total_bytes,rss_bytes,swap_bytes,pss_bytes,processes"

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from memwatch.errors import UsageError
+from memwatch.measures import Bounds, CgroupPeak, Peak, Plateau, Sample
 from memwatch.report import (
     SCHEMA,
     SampleWriter,
@@ -18,7 +19,6 @@ from memwatch.report import (
     to_json,
     write_json,
 )
-from memwatch.types import Bounds, CgroupPeak, Peak, Plateau, Sample
 
 MIB = 1 << 20
 

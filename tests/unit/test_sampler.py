@@ -10,9 +10,9 @@ import errno
 import os
 
 from memwatch.errors import CgroupUnavailable
+from memwatch.measures import CgroupUsage
 from memwatch.sampler import WALK_EVERY_S, Sampler
 from memwatch.tree import TreeTracker
-from memwatch.types import CgroupUsage
 
 MIB_KB = 1024
 ROOT = 600

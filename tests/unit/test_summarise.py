@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 
+from memwatch.measures import CgroupPeak, Sample
 from memwatch.peak import TreeAccumulator
 from memwatch.run import Observed, summarise
-from memwatch.types import CgroupPeak, Sample
 
 MIB = 1 << 20
 COMMAND = ("python3", "job.py")
