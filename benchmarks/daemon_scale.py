@@ -433,7 +433,7 @@ def make_history(path: str, job: str, runs: int) -> None:
 def fit_times(tmp: str) -> list[tuple[int, float]]:
     """Seconds of one worker step (history read, fit, predictions) per history size."""
     sys.path.insert(0, REPO)
-    from memwatch.daemon import Recommender
+    from memwatch.recommender import Recommender
 
     found = []
     for runs in (1000, 10_000, 100_000):

@@ -3,10 +3,9 @@
 One main thread does everything but the HTTP serving, in the style of gunicorn's arbiter:
 signal handlers only enqueue the signal; the loop waits on that queue until the next
 entry is due (or the watchdog needs a ping), then dispatches a signal (SIGHUP reloads the
-config, SIGTERM/SIGINT stop) or runs a sampling pass. A pass lists /proc once, gives
-every process to the first entry that selects it, reads the members of the entries due
-now and publishes a new immutable Snapshot: one reference assignment, so a scrape (in the
-server's threads) reads whole snapshots and never waits for, or walks, /proc.
+config, SIGTERM/SIGINT stop) or runs a sampling pass over the entries due now. What a
+pass reads and what each job keeps between passes is ``watching``; this module decides
+when passes run, serves, reloads and talks to systemd.
 """
 
 from __future__ import annotations
@@ -18,38 +17,26 @@ import queue
 import signal
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol
 
-from .cgroup import CgroupCounters, cgroup_directory, find_unit_cgroup, memory_mount
-from .config import Config, Selector, WatchEntry, WebConfig, load_config
+from .config import Config, WebConfig, load_config
 from .console import say
-from .errors import (
-    CgroupUnavailable,
-    ConfigError,
-    MemwatchError,
-    PermissionDenied,
-    ProcessGone,
-)
+from .errors import ConfigError, MemwatchError
 from .history import default_path
-from .measures import JobSnapshot, ProcMem, Sample, Snapshot
-from .peak import TreeAccumulator
-from .plateau import RECENT_SAMPLES, swapping_recently
-from .procfs import PROC, is_running, read_vmstat
+from .measures import Snapshot
+from .procfs import PROC
 from .recommender import FitJob, Recommender
-from .report import human_bytes, parse_size
 from .sdnotify import notify, reloading_state, watchdog_period_s
-from .tree import FACTS_MAX_AGE_S, ProcessTable, ProcessView, assign
+from .tree import ProcessTable
+from .watching import Watcher
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def log(text: str) -> None:
@@ -89,58 +76,6 @@ class _Schedule:
         self.k = max(self.k + 1, math.floor((now - self.t0) / self.interval_s) + 1)
 
 
-@dataclass
-class _JobState:
-    """What the daemon remembers of one job between passes."""
-
-    present: bool = False  # the job had processes at its last pass
-    # Both restart when the job's processes (re)appear. The accumulator is fed unix times,
-    # so its peak's at_s is the unix time of the pass that saw it.
-    accumulator: TreeAccumulator = field(default_factory=TreeAccumulator)
-    recent: deque[Sample] = field(default_factory=lambda: deque(maxlen=RECENT_SAMPLES))
-    peak_total_bytes: int = 0
-    peak_at_unix_s: float | None = None
-    warned_unreadable: bool = False
-    snapshot: JobSnapshot | None = None
-    cgroup: _CgroupState | None = None  # set for an entry sampled from its cgroup
-
-
-@dataclass
-class _CgroupState:
-    """An entry sampled from its cgroup: the files kept open and the kernel's peak."""
-
-    counters: CgroupCounters | None = None
-    # Looked for and missing (a unit not running, or stopped): a cgroup found after that
-    # was made while memwatch watched, so its whole peak is since then ("fresh").
-    missed: bool = False
-    fresh: bool = False
-    searched_at: float | None = None  # when a unit's cgroup was last looked for, not found
-    # The kernel's peak when the job's processes (re)appeared: only a peak above it is
-    # known to have happened while memwatch watched.
-    peak_before: int = 0
-    kernel_peak: int = 0  # the kernel's peak since then, once above peak_before
-    kernel_peak_at_unix_s: float | None = None  # the pass that first saw it
-
-
-def observed_size(entry: WatchEntry, pids: Collection[int], view: ProcessView) -> float | None:
-    """The input size read by ``size_from_cmdline`` from the job's oldest matching process."""
-    pattern = entry.size_from_cmdline
-    if pattern is None:
-        return None
-    listed = view.stats
-    # Oldest first; a process gone since the listing (no longer listed) has no size to give.
-    for pid in sorted((p for p in pids if p in listed), key=lambda p: (listed[p][1], p)):
-        found = pattern.search(view.cmdline(pid) or "")
-        text = None if found is None else found.group(1) if pattern.groups else found.group(0)
-        if text is None:  # no match, or an optional group that did not take part
-            continue
-        try:
-            return parse_size(text)
-        except ValueError:
-            continue  # "(\S+)" caught something that is not a size: try the next one
-    return None
-
-
 class Daemon:
     """Watches the processes named in ``config`` and serves them as Prometheus metrics.
 
@@ -169,27 +104,26 @@ class Daemon:
     ) -> None:
         self._port = port
         self.config = self._configure(config)
-        self._procfs = procfs
-        self._table = table if table is not None else ProcessTable(procfs, clock=clock)
         self._server_factory = server_factory or self._metrics_server
         self._load = load
         self._clock = clock
-        self._wall_clock = wall_clock
         self._env = env
         self._log = log
-        self._own_pid = os.getpid()
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stopping = False
         self._registry: CollectorRegistry | None = None
         self._server: Server | None = None
-        self._jobs: dict[str, _JobState] = {}
         self._fit_job = fit_job
-        self._recommender = self._make_recommender(self.config)
+        self.watcher = Watcher(
+            table if table is not None else ProcessTable(procfs, clock=clock),
+            procfs,
+            self._make_recommender(self.config),
+            clock=clock,
+            wall_clock=wall_clock,
+            log=log,
+        )
         self._schedules: list[_Schedule] = []
         self._reset_schedules()
-        self._snapshot: Snapshot | None = None
-        self._passes = 0
-        self._read_errors = 0
         self._pass_error: str | None = None
         self._notify_error: str | None = None
         self._watchdog_s = watchdog_period_s(env)
@@ -199,7 +133,7 @@ class Daemon:
 
     def snapshot(self) -> Snapshot | None:
         """The latest snapshot (None before the first pass): what every scrape shows."""
-        return self._snapshot
+        return self.watcher.snapshot()
 
     @property
     def server(self) -> Server | None:
@@ -208,227 +142,8 @@ class Daemon:
     # -- sampling ------------------------------------------------------------------------
 
     def sample(self, due: Collection[int] | None = None) -> Snapshot:
-        """One pass: read the due entries' cgroups, or list /proc once and read the members.
-
-        ``due``: indexes into ``config.watch`` (default: all). The other jobs keep the
-        figures of their own last pass in the new snapshot. /proc is listed only when a
-        due entry selects processes (a cgroup's totals need no listing).
-        """
-        started = self._clock()
-        entries = self.config.watch
-        due = range(len(entries)) if due is None else due
-        now_unix = self._wall_clock()
-        states = [self._jobs.setdefault(e.name, _JobState()) for e in entries]
-        for i in due:
-            if by_cgroup(entries[i]):
-                self._open_cgroup(entries[i], states[i])
-            elif states[i].cgroup is not None:  # a reload made it select processes
-                self._close_cgroups([states[i]])
-        selecting = [i for i, st in enumerate(states) if st.cgroup is None]
-        swapout = None
-        if any(i in selecting for i in due):
-            self._table.refresh()
-            found = assign([entries[i] for i in selecting], self._table, exclude=(self._own_pid,))
-            members = dict(zip(selecting, found, strict=True))
-            pswpout = read_vmstat(("pswpout",), self._procfs).get("pswpout")
-            swapout = None if pswpout is None else pswpout * PAGE_SIZE
-        self._recommender.poke()
-        for i in due:
-            entry, state = entries[i], states[i]
-            if state.cgroup is not None:
-                state.snapshot = self._sample_cgroup(entry, state, now_unix)
-            else:
-                state.snapshot = self._sample_job(
-                    entry, state, members[i], self._table, now_unix, swapout
-                )
-        jobs = tuple(self._job_snapshot(e.name) for e in entries)
-        self._passes += 1
-        snapshot = Snapshot(
-            taken_at_unix_s=now_unix,
-            jobs=jobs,
-            pass_duration_s=self._clock() - started,
-            passes_total=self._passes,
-            read_errors_total=self._read_errors,
-        )
-        self._snapshot = snapshot  # the atomic swap: scrapes see the old or the new, whole
-        return snapshot
-
-    # -- entries sampled from their cgroup --------------------------------------------------
-
-    def _open_cgroup(self, entry: WatchEntry, state: _JobState) -> None:
-        """Keep the entry's cgroup files open; where they cannot be read, its processes are
-        selected instead (state.cgroup None), as for any other entry."""
-        cg = state.cgroup if state.cgroup is not None else _CgroupState()
-        if cg.counters is not None:
-            state.cgroup = cg
-            return
-        path = self._cgroup_path(entry.selector, cg)
-        if path is None:
-            cg.missed = True
-            state.cgroup = cg  # a unit not running now: no processes, nothing to select
-            return
-        try:
-            cg.counters = CgroupCounters(*path, nested=True)
-        except CgroupUnavailable as err:
-            if os.path.isdir(path[1]):
-                # No memory controller there (a v2 cgroup without it): select processes.
-                self._log(f"job {entry.name}: {err}: its processes are read one by one")
-                state.cgroup = None
-                return
-            cg.missed = True  # removed meanwhile: looked for again at the next pass
-            state.cgroup = cg
-            return
-        cg.fresh, cg.missed = cg.missed, False
-        state.cgroup = cg
-
-    def _cgroup_path(self, selector: Selector, cg: _CgroupState) -> tuple[int, str] | None:
-        try:
-            if selector.cgroup is not None:
-                version, directory = cgroup_directory(selector.cgroup, self._procfs)
-                return (version, directory) if os.path.isdir(directory) else None
-            assert selector.systemd_unit is not None
-            now = self._clock()
-            if cg.searched_at is not None and now - cg.searched_at < FACTS_MAX_AGE_S:
-                return None  # looked for a moment ago: a walk of the hierarchy is not free
-            version, top = memory_mount(self._procfs)
-            found = find_unit_cgroup(top, selector.systemd_unit)
-            cg.searched_at = None if found else now
-            return None if found is None else (version, found)
-        except CgroupUnavailable:
-            return None
-
-    def _sample_cgroup(self, entry: WatchEntry, state: _JobState, now_unix: float) -> JobSnapshot:
-        assert state.cgroup is not None
-        cg = state.cgroup
-        usage = processes = kernel_peak = None
-        if cg.counters is not None:
-            try:
-                usage, processes = cg.counters.read(), cg.counters.processes()
-                kernel_peak = cg.counters.peak_bytes()
-            except CgroupUnavailable:  # the unit stopped: its cgroup is gone
-                cg.counters.close()
-                cg.counters = None
-                cg.missed = True
-                usage = None
-        count = processes or 0
-        if count and not state.present:
-            cg.peak_before = 0 if cg.fresh else kernel_peak or 0
-            cg.fresh = False
-            cg.kernel_peak, cg.kernel_peak_at_unix_s = 0, None
-        self._appear(entry, state, count)
-        rss = swap = 0
-        if state.present and usage is not None:
-            rss, swap = usage.ram_bytes, usage.swap_bytes or 0
-            sample = Sample(now_unix, rss + swap, rss, usage.swap_bytes, None, count)
-            state.accumulator.record(sample)
-            state.recent.append(sample)
-            if kernel_peak is not None and kernel_peak > max(cg.peak_before, cg.kernel_peak):
-                cg.kernel_peak, cg.kernel_peak_at_unix_s = kernel_peak, now_unix
-            best, at = _peak(state.accumulator)
-            # The kernel's peak of the whole cgroup, reached while memwatch watched: it
-            # counts what happened between two passes too.
-            if cg.kernel_peak > best:
-                best, at = cg.kernel_peak, cg.kernel_peak_at_unix_s
-            state.peak_total_bytes, state.peak_at_unix_s = best, at
-        return self._figures(entry, state, count, rss, swap)
-
-    def _appear(self, entry: WatchEntry, state: _JobState, count: int) -> None:
-        """Note a job's processes appearing (its peak and swap history start afresh) or
-        all leaving (its peak stays exported)."""
-        if count and not state.present:
-            state.present = True
-            state.accumulator = TreeAccumulator(pss=entry.pss)
-            state.recent.clear()
-            self._log(f"job {entry.name}: {count} process(es) appeared")
-        elif not count and state.present:
-            state.present = False
-            self._log(
-                f"job {entry.name}: no processes left; peak "
-                f"{human_bytes(state.peak_total_bytes)} stays exported until they return"
-            )
-
-    # -- entries that select processes ------------------------------------------------------
-
-    def _job_snapshot(self, job: str) -> JobSnapshot:
-        state = self._jobs.get(job)
-        if state is None or state.snapshot is None:
-            return JobSnapshot(job, 0, 0, 0, None, 0, None, False, 0)  # not sampled yet
-        return state.snapshot
-
-    def _sample_job(
-        self,
-        entry: WatchEntry,
-        state: _JobState,
-        pids: Collection[int],
-        view: ProcessView,
-        now_unix: float,
-        swapout: int | None,
-    ) -> JobSnapshot:
-        procs: list[ProcMem] = []
-        unreadable = 0
-        for pid in pids:
-            try:
-                procs.append(self._table.read_mem(pid, pss=entry.pss))
-            except ProcessGone:
-                continue  # exited since the listing: processes come and go
-            except PermissionDenied:
-                unreadable += 1
-        self._read_errors += unreadable
-        if unreadable and not state.warned_unreadable:
-            state.warned_unreadable = True
-            self._log(
-                f"job {entry.name}: {unreadable} process(es) unreadable (permission denied), "
-                "their memory is not counted: run memwatch as root or with CAP_SYS_PTRACE "
-                "(see systemd/memwatch.service)"
-            )
-        count = len(procs) + unreadable
-        self._appear(entry, state, count)
-        rss = swap = 0
-        pss = 0 if entry.pss else None
-        if state.present:
-            if state.accumulator.pss != entry.pss:  # changed by a reload: figures restart
-                state.accumulator = TreeAccumulator(pss=entry.pss)
-            # PSS splits a shared page among the processes mapping it when read: one that
-            # exits mid-pass raises its sharers' PSS after it was counted (see sampler.py).
-            torn = entry.pss and any(not is_running(p.pid, self._procfs) for p in procs)
-            sample = state.accumulator.feed(now_unix, procs, swapout, torn=torn)
-            state.recent.append(sample)
-            rss, swap, pss = sample.rss_bytes, sample.swap_bytes or 0, sample.pss_bytes
-            state.peak_total_bytes, state.peak_at_unix_s = _peak(state.accumulator)
-        size = observed_size(entry, pids, view) if count else None
-        hwm = state.accumulator.max_process_hwm_bytes if state.present else None
-        return self._figures(entry, state, count, rss, swap, pss, unreadable, size, hwm)
-
-    def _figures(
-        self,
-        entry: WatchEntry,
-        state: _JobState,
-        processes: int,
-        rss: int,
-        swap: int,
-        pss: int | None = None,
-        unreadable: int = 0,
-        size: float | None = None,
-        process_hwm: int | None = None,
-    ) -> JobSnapshot:
-        """The job's snapshot from this pass's figures and what the daemon kept of it."""
-        sizes = list(entry.sizes)
-        if size is not None and size not in sizes:
-            sizes.append(size)
-        return JobSnapshot(
-            job=entry.name,
-            processes=processes,
-            rss_bytes=rss,
-            swap_bytes=swap,
-            pss_bytes=pss,
-            peak_total_bytes=state.peak_total_bytes,
-            peak_at_unix_s=state.peak_at_unix_s,
-            swap_suspected=state.present and swapping_recently(state.recent),
-            unreadable_processes=unreadable,
-            observed_size=size,
-            recommended_bytes=self._recommender.recommend(entry.name, sizes) if sizes else (),
-            process_hwm_bytes=process_hwm,
-        )
+        """One pass over ``due`` (indexes into ``config.watch``; default: all)."""
+        return self.watcher.sample(self.config.watch, due)
 
     def _reset_schedules(self) -> None:
         """Every entry due now, then on its own slots from here."""
@@ -478,7 +193,7 @@ class Daemon:
                 signal.signal(signum, handler)
 
     def _serve(self) -> int:
-        self._recommender.start()  # fits from now on in their own thread, never in a pass
+        self.recommender.start()  # fits from now on in their own thread, never in a pass
         try:
             # Bound first: a daemon that cannot serve logs no job events before failing.
             try:
@@ -487,7 +202,7 @@ class Daemon:
                 self._log(f"error: {err}")
                 return 1
             try:
-                self._log(f"{self._describe(self.config)}; pid {self._own_pid}")
+                self._log(f"{self._describe(self.config)}; pid {os.getpid()}")
                 for warning in self.config.warnings:
                     self._log(warning)
                 self.tick(self._clock())  # the first pass, before READY: scrapes have figures
@@ -499,9 +214,8 @@ class Daemon:
                 if self._server is not None:
                     self._server.stop()
         finally:
-            self._table.close()
-            self._recommender.stop()
-            self._close_cgroups(self._jobs.values())
+            self.watcher.close()
+            self.recommender.stop()
         self._log("stopped")
         return 0
 
@@ -568,22 +282,15 @@ class Daemon:
             self._log(f"reload failed, the running configuration stays: {err}")
             return False
         self.config = new
-        names = {e.name for e in new.watch}
-        # A job gone, or one selecting something else now: its cgroup is looked for afresh.
-        kept = {e.name: e.selector for e in old.watch} | {e.name: e.selector for e in new.watch}
-        changed = {e.name for e in old.watch if kept[e.name] != e.selector}
-        self._close_cgroups(
-            st for name, st in self._jobs.items() if name not in names or name in changed
-        )
-        self._jobs = {name: state for name, state in self._jobs.items() if name in names}
-        if self._history_path(new) != self._recommender.path:
-            running = self._recommender.running
-            self._recommender.stop()
-            self._recommender = self._make_recommender(new)
+        self.watcher.reconfigure(old.watch, new.watch)
+        old_recommender = self.recommender
+        if self._history_path(new) != old_recommender.path:
+            running = old_recommender.running
+            old_recommender.stop()
+            self.watcher.recommender = self._make_recommender(new)
             if running:
-                self._recommender.start()
+                self.recommender.start()
         self._reset_schedules()  # every entry is sampled at once under the new config
-        self._table.close()  # status files of processes no entry may watch any more
         self._log(f"reloaded: {self._describe(new)}")
         for warning in new.warnings:
             self._log(warning)
@@ -600,15 +307,7 @@ class Daemon:
 
     @property
     def recommender(self) -> Recommender:
-        return self._recommender
-
-    @staticmethod
-    def _close_cgroups(states: Iterable[_JobState]) -> None:
-        """Close their cgroup files and forget their cgroups (found again if still watched)."""
-        for state in states:
-            if state.cgroup is not None and state.cgroup.counters is not None:
-                state.cgroup.counters.close()
-            state.cgroup = None
+        return self.watcher.recommender
 
     def _configure(self, config: Config) -> Config:
         return config if self._port is None else dataclasses.replace(config, port=self._port)
@@ -646,34 +345,6 @@ class Daemon:
             f"serving {scheme}://{host}:{port}/metrics{auth}; "
             f"watching {len(config.watch)} job(s): {names}"
         )
-
-
-def _peak(acc: TreeAccumulator) -> tuple[int, float | None]:
-    """The job's peak so far and the unix time of the pass that saw it.
-
-    A total the job really held at one moment: the largest sampled total, or one process's
-    high-water mark (VmHWM) that rose while memwatch watched it, which the kernel proves
-    the job held at least (a spike shorter than the interval still counts). Never a sum
-    of marks from different moments, nor a mark a process reached before memwatch's first
-    look at it (those are exported apart: memwatch_job_process_hwm_bytes).
-    """
-    sampled = acc.max_sample
-    best, at = (sampled.total_bytes, sampled.at_s) if sampled else (0, None)
-    if acc.risen_hwm_bytes > best:
-        best, at = acc.risen_hwm_bytes, acc.risen_hwm_at_s
-    return best, at
-
-
-def by_cgroup(entry: WatchEntry) -> bool:
-    """Whether the entry is sampled from its cgroup's totals: it selects a cgroup or a
-    systemd unit and nothing else, and asks for nothing only processes can tell (PSS, a
-    size from a command line)."""
-    sel = entry.selector
-    if entry.pss or entry.size_from_cmdline is not None:
-        return False
-    # Any other field (a name, a user, ...) picks some of the cgroup's processes only.
-    alone = dataclasses.replace(sel, cgroup=None, systemd_unit=None) == Selector()
-    return alone and (sel.cgroup is None) != (sel.systemd_unit is None)
 
 
 def run_daemon(config_path: str, *, port: int | None = None) -> int:

@@ -18,7 +18,7 @@ import pytest
 
 from memwatch import cli, model
 from memwatch.config import Config, Selector, WatchEntry, WebConfig
-from memwatch.daemon import Daemon, by_cgroup, observed_size
+from memwatch.daemon import Daemon
 from memwatch.errors import ConfigError, MemwatchError
 from memwatch.history import History
 from memwatch.measures import Peak
@@ -26,6 +26,7 @@ from memwatch.procfs import StatusFiles
 from memwatch.recommender import Recommender, predictions
 from memwatch.sdnotify import notify, reloading_state, watchdog_period_s
 from memwatch.tree import ProcessTable
+from memwatch.watching import by_cgroup, observed_size
 
 MIB = 1 << 20
 T0 = 1_700_000_000.0  # the wall clock at the first pass
@@ -183,7 +184,7 @@ def test_a_process_vanishing_mid_pass_is_left_out_quietly(fake_proc, tmp_path):
     worker(fake_proc, 10, "etl", rss_mib=100)
     worker(fake_proc, 11, "etl", rss_mib=50)
     h = Harness(fake_proc, tmp_path, entry("etl"))
-    table = h.daemon._table
+    table = h.daemon.watcher.table
     listed = table.refresh
 
     def refresh_then_exit():
@@ -204,10 +205,10 @@ def test_a_process_vanishing_mid_pass_gives_no_size(fake_proc, tmp_path):
     # A fake /proc file stays readable once open, where the kernel answers ESRCH: open
     # each file per read here.
     no_kept_files = StatusFiles(fake_proc.path, max_open=0)
-    h.daemon._table = ProcessTable(fake_proc.path, status_files=no_kept_files)
+    h.daemon.watcher.table = ProcessTable(fake_proc.path, status_files=no_kept_files)
     h.daemon.sample()
     assert h.job("etl").observed_size == 10.0
-    table = h.daemon._table
+    table = h.daemon.watcher.table
     listed = table.refresh
 
     def refresh_then_exit():
@@ -457,8 +458,8 @@ def test_an_unusable_history_is_reported_once_and_recommends_nothing(tmp_path):
 def test_each_entry_runs_on_its_own_fixed_schedule(fake_proc, tmp_path):
     h = Harness(fake_proc, tmp_path, entry("fast", interval_s=1.0), entry("slow", interval_s=2.5))
     sampled: list[str] = []
-    real = h.daemon._sample_job
-    h.daemon._sample_job = lambda e, *args: sampled.append(e.name) or real(e, *args)
+    real = h.daemon.watcher._sample_job
+    h.daemon.watcher._sample_job = lambda e, *args: sampled.append(e.name) or real(e, *args)
     seen = {}
     for at in [0.0, 0.5, 1.0, 2.0, 2.6, 3.05, 5.0, 7.4, 7.5]:
         h.clock.now = 100.0 + at
@@ -512,7 +513,7 @@ def test_a_failed_pass_is_logged_once_and_the_last_snapshot_stays(fake_proc, tmp
     def fail():
         raise OSError(24, "Too many open files")
 
-    h.daemon._table.refresh = fail
+    h.daemon.watcher.table.refresh = fail
     h.advance(1)
     h.advance(1)
     assert h.daemon.snapshot() is kept
@@ -651,7 +652,7 @@ def test_a_reload_adds_and_removes_jobs(fake_proc, tmp_path):
     h.daemon.tick(h.clock.now)  # every entry is due right after a reload
     assert [j.job for j in h.daemon.snapshot().jobs] == ["etl", "web"]
     assert h.job("web").processes == 1
-    assert set(h.daemon._jobs) == {"etl", "web"}
+    assert set(h.daemon.watcher.jobs) == {"etl", "web"}
     assert h.lines[-2].startswith("reloaded: serving http://127.0.0.1:9793/metrics; watching 2")
 
 
@@ -836,7 +837,7 @@ def test_any_surprise_in_a_pass_is_logged_and_the_daemon_goes_on(fake_proc, tmp_
     def fail():
         raise TypeError("float() argument must be a string or a real number, not 'NoneType'")
 
-    h.daemon._table.refresh = fail
+    h.daemon.watcher.table.refresh = fail
     h.advance(1)
     assert [line for line in h.lines if "failed" in line] == [
         "sampling pass failed: TypeError: float() argument must be a string or a real number, "
@@ -903,7 +904,7 @@ def cgroup_harness(fs, tmp_path, *entries):
     def no_listing():
         raise AssertionError("/proc was listed for an entry sampled from its cgroup")
 
-    h.daemon._table.refresh = no_listing
+    h.daemon.watcher.table.refresh = no_listing
     return h
 
 
@@ -960,8 +961,8 @@ def test_a_cgroup_entry_by_path_and_a_process_entry_in_one_pass(cgroupfs_v1, tmp
     by_path = entry("app", selector=Selector(cgroup="/system.slice/app.service"))
     h = Harness(SimpleNamespace(path=fs.procfs_path), tmp_path, by_path, entry("etl"))
     listed = []
-    real = h.daemon._table.refresh
-    h.daemon._table.refresh = lambda: listed.append(1) or real()
+    real = h.daemon.watcher.table.refresh
+    h.daemon.watcher.table.refresh = lambda: listed.append(1) or real()
     h.daemon.sample(due=[0])
     assert (h.job("app").processes, h.job("app").rss_bytes, listed) == (2, 50 * MIB, [])
     h.daemon.sample()
@@ -981,7 +982,7 @@ def test_a_cgroup_without_the_memory_controller_falls_back_to_its_processes(cgro
     os.mkdir(fs.mount / "system.slice" / "app.service")
     h = Harness(SimpleNamespace(path=fs.procfs_path), tmp_path, UNIT)
     h.daemon.sample()
-    assert h.daemon._jobs["app"].cgroup is None
+    assert h.daemon.watcher.jobs["app"].cgroup is None
     assert "its processes are read one by one" in h.lines[0]
 
 
@@ -1019,5 +1020,5 @@ def test_a_reload_that_changes_a_cgroup_entry_follows_the_new_selection(cgroupfs
     h.next_config = replace(h.config, watch=(replace(other, pss=True),))
     assert h.daemon.reload()
     h.daemon.sample()
-    assert h.daemon._jobs["app"].cgroup is None
+    assert h.daemon.watcher.jobs["app"].cgroup is None
     assert h.job("app").processes == 0  # the fake /proc lists none of the unit's processes
