@@ -99,7 +99,7 @@ def _families() -> dict[str, _Family]:
         "recommended": _gauge(
             "memwatch_job_recommended_memory_bytes",
             "Memory to provision for the job at an input size, from the model fitted to "
-            "its recorded runs (highest plausible shape plus margin).",
+            "its recorded runs (the best fit widened by its own forward misses, plus margin).",
             ("job", "size"),
         ),
         "duration": _gauge(

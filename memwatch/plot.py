@@ -66,15 +66,39 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
     figure = _new_figure()
     ax = figure.add_subplot()
     sizes = [m.size for m in model.measurements]
-    peaks = [m.peak_bytes for m in model.measurements]
     x_end = max([model.max_size, *(p.size for p in predictions)])
     # From 0 the fixed overhead (the intercept) shows; but sizes that all sit far from 0
     # would be squeezed into a corner, so then start at the smallest one.
     x_low = min([*sizes, *(p.size for p in predictions)])
     x_start = 0.0 if x_low <= 0.25 * x_end else x_low
     xs = [x_start + (x_end - x_start) * i / (CURVE_POINTS - 1) for i in range(CURVE_POINTS)]
-    tops: list[float] = [*peaks, *(p.recommended_bytes for p in predictions)]
+    tops: list[float] = [m.peak_bytes for m in model.measurements]
+    tops += [p.recommended_bytes for p in predictions]
+    _draw_runs(ax, model)
+    tops += _draw_fits(ax, model, xs)
+    tops += _draw_band(ax, model, x_end)
+    _draw_advice(ax, model, predictions, x_start, x_end)
+    _draw_measured_end(ax, model)
+    pad = 0.04 * (x_end - x_start)
+    ax.set_xlim(x_start - pad if x_start > 0 else 0.0, x_end + pad)
+    _byte_axis(ax, max(tops) * 1.2)  # room for the advice written above its marker
+    _size_axis(ax)
+    ax.set_xlabel("input size")
+    ax.set_ylabel("peak memory (RAM + swap)")
+    ax.grid(True, color="0.9")
+    ax.set_axisbelow(True)
+    _legend_below(ax)
+    best = model.best
+    _titles(
+        ax,
+        title or "Peak memory vs input size",
+        f"peak memory vs input size; best fit {best.formula}: {best.describe()}",
+    )
+    return figure
 
+
+def _draw_runs(ax: Axes, model: Model) -> None:
+    """Every measured run: a dot, hollow where swapping was suspected."""
     normal = [m for m in model.measurements if not m.swap_suspected]
     swapped = [m for m in model.measurements if m.swap_suspected]
     if normal:
@@ -98,6 +122,10 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
             label=f"measured, swapping suspected ({_count(len(swapped), 'run')})",
         )
 
+
+def _draw_fits(ax: Axes, model: Model, xs: list[float]) -> list[float]:
+    """The best fit, thick, and up to SHOWN_SHAPES - 1 other plausible ones; their tops."""
+    tops: list[float] = []
     others = iter(OTHER_COLOURS * 2)
     for shape in model.plausible[:SHOWN_SHAPES]:
         is_best = shape is model.best
@@ -111,7 +139,11 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
             zorder=4 if is_best else 3,
             label=shape.formula + (" (best fit)" if is_best else ""),
         )
+    return tops
 
+
+def _draw_band(ax: Axes, model: Model, x_end: float) -> list[float]:
+    """The plausible range beyond the measured sizes, where it has width; its tops."""
     # predict() itself gives the envelope, so the band is exactly what the advice used.
     xe = [model.max_size + (x_end - model.max_size) * i / 99 for i in range(100)]
     band = [predict(model, x, force=True) for x in xe] if x_end > model.max_size else []
@@ -128,9 +160,14 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
             zorder=1,
             label="plausible range beyond the measurements",
         )
-        tops += high
+        return [float(h) for h in high]
+    return []
 
-    y_top = max(tops) * 1.2  # room for the advice written above its marker
+
+def _draw_advice(
+    ax: Axes, model: Model, predictions: Sequence[Prediction], x_start: float, x_end: float
+) -> None:
+    """A marker and a callout at each recommendation."""
     for i, p in enumerate(predictions):
         # Up and to the left of the marker: the curves and the band never decrease, and all
         # pass below a recommendation, so that corner is free. Unless it is off the plot.
@@ -143,7 +180,7 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
             color=ADVICE_COLOUR,
             linestyle="none",
             zorder=7,
-            label=f"recommended (highest plausible + {model.margin:.0%})" if i == 0 else None,
+            label="recommended (best fit, widened by its own misses)" if i == 0 else None,
         )
         _callout(
             ax,
@@ -153,6 +190,9 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
             zorder=8,
         )
 
+
+def _draw_measured_end(ax: Axes, model: Model) -> None:
+    """A dotted line where the measured sizes end and extrapolation begins."""
     ax.axvline(model.max_size, color="0.3", linestyle=":", linewidth=1.2, zorder=2)
     ax.annotate(
         "measured range ends",
@@ -165,23 +205,6 @@ def fit_figure(model: Model, predictions: Sequence[Prediction], title: str | Non
         fontsize=8,
         color="0.3",
     )
-
-    pad = 0.04 * (x_end - x_start)
-    ax.set_xlim(x_start - pad if x_start > 0 else 0.0, x_end + pad)
-    _byte_axis(ax, y_top)
-    _size_axis(ax)
-    ax.set_xlabel("input size")
-    ax.set_ylabel("peak memory (RAM + swap)")
-    ax.grid(True, color="0.9")
-    ax.set_axisbelow(True)
-    _legend_below(ax)
-    best = model.best
-    _titles(
-        ax,
-        title or "Peak memory vs input size",
-        f"peak memory vs input size; best fit {best.formula}: {best.describe()}",
-    )
-    return figure
 
 
 def samples_figure(samples: Sequence[Sample], title: str | None = None) -> Figure:

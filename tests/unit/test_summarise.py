@@ -1,4 +1,4 @@
-"""memwatch.run.summarise: the run's summary from plain data, with no process started."""
+"""memwatch.summary.summarise: the run's summary from plain data, with no process started."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import signal
 
 from memwatch.measures import CgroupPeak, Sample
 from memwatch.peak import TreeAccumulator
-from memwatch.run import Observed, summarise
+from memwatch.summary import Observed, summarise
 
 MIB = 1 << 20
 COMMAND = ("python3", "job.py")
