@@ -255,10 +255,6 @@ def constant_forward(s: Sizes) -> list[Forward]:
     ]
 
 
-def rms(errors: Sequence[Forward]) -> float | None:
-    return math.sqrt(sum(f.log_error**2 for f in errors) / len(errors)) if errors else None
-
-
 def repeat_noise(x: np.ndarray, y: np.ndarray) -> float | None:
     """Pooled relative standard deviation of repeated sizes; None when nothing was repeated."""
     _, index = np.unique(x, return_inverse=True)

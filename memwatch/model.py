@@ -43,7 +43,6 @@ from .hypotheses import (
     hypotheses,
     reduce_runs,
     repeat_noise,
-    rms,
     scatter,
 )
 from .limits import DEFAULT_MARGIN, REFUSE_EXTRAPOLATION, WARN_EXTRAPOLATION
@@ -106,13 +105,19 @@ class ShapeFit:
     """
 
     term: Term | None  # None: the constant
-    params: tuple[float, ...]  # (a,) for the constant, (a, b) otherwise
+    # (a,) for the constant, (a, b) for a + b*term, (a, b, c) for a + b*x + c*term
+    params: tuple[float, ...]
     scale: float
     floor: float  # the knee's floor c, 0 without one
-    forward_error: float | None
-    plausible: bool = True
-    # How far this hypothesis was off beyond the data it saw: the margin's calibration.
+    # How far this hypothesis was off beyond the data it saw: its score and the margin's
+    # calibration.
     forward: tuple[Forward, ...] = ()
+    plausible: bool = True
+
+    @property
+    def forward_error(self) -> float | None:
+        f = self.forward
+        return math.sqrt(sum(p.log_error**2 for p in f) / len(f)) if f else None
 
     @property
     def shape(self) -> str:
@@ -243,11 +248,9 @@ def fit(
     visible = UNSEEN_GROWTH_SIGMAS * scatter(terms, params, rise, scale, noise)
     forward = forward_predictions(terms, rise, scale, floor, visible)
     fits = [
-        ShapeFit(
-            None, (max(rise.mean(), floor),), scale, 0.0, rms(constant), forward=tuple(constant)
-        ),
+        ShapeFit(None, (max(rise.mean(), floor),), scale, 0.0, tuple(constant)),
         *(
-            ShapeFit(t, p, scale, floor, rms(f), forward=tuple(f))
+            ShapeFit(t, p, scale, floor, tuple(f))
             for t, p, f in zip(terms, params, forward, strict=True)
             # No growth is the constant again; no linear part, the term alone again.
             if p[-1] > 0 and (len(p) == 2 or p[1] > 0)
