@@ -36,11 +36,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from .errors import FitError
 from .limits import START_FRACTION
-from .model import FEW_SIZES, Measurement, Prediction, fit, predict
+from .model import FEW_SIZES, Measurement, Prediction, duration_at, duration_text, fit, predict
 from .report import human_bytes, size_text
 
 # Sizes grow by this factor between runs. The model judges shapes by how the smaller
@@ -68,13 +66,6 @@ SETTLED_DISTANCE = 2.0
 # With one size measured, the next run's memory is assumed to grow as size^2: the
 # steepest growth the model accepts without evidence (its STEEP_GROWTH).
 UNSEEN_EXPONENT = 2.0
-# Time is assumed to grow at least linearly with the size: start-up makes small runs
-# look flat, and a time budget is a limit, so the estimate errs high.
-MIN_TIME_EXPONENT = 1.0
-MAX_TIME_EXPONENT = 3.0
-# Run times of short jobs scatter by tens of percent on a loaded machine: two sizes gave
-# exponents of 1.0 and 2.1 for the same job; the largest four agree better.
-TIMED_SIZES = 4
 # A last step to --max-size shorter than this adds a run that says little.
 MIN_STEP = 1.1
 
@@ -350,31 +341,3 @@ def _memory_at(goal: Goal, runs: Sequence[Run], size: float) -> int:
     except FitError:
         return 2**63  # it overflows: more than any machine has
     return int(max(p.recommended_bytes, p.high_bytes))
-
-
-def duration_at(measurements: Sequence[Measurement], size: float) -> float | None:
-    """A run's expected time at ``size``: a power law fitted (log-log least squares) to the
-    TIMED_SIZES largest timed sizes, its exponent held between MIN_TIME_EXPONENT and
-    MAX_TIME_EXPONENT; None when no run is timed."""
-    timed: dict[float, float] = {}
-    for m in measurements:
-        if m.duration_s is not None and m.duration_s > 0 and m.size > 0:
-            timed[m.size] = min(timed.get(m.size, math.inf), m.duration_s)
-    if not timed:
-        return None
-    top = sorted(timed)[-TIMED_SIZES:]
-    x = np.log(top)
-    y = np.log([timed[s] for s in top])
-    slope = float(np.polyfit(x, y, 1)[0]) if len(top) > 1 else 0.0
-    exponent = min(max(slope, MIN_TIME_EXPONENT), MAX_TIME_EXPONENT)
-    # The least-squares line through the means, with the exponent held in its bounds.
-    return math.exp(float(y.mean()) + exponent * (math.log(size) - float(x.mean())))
-
-
-def duration_text(seconds: float) -> str:
-    """12.3 -> '12 s', 750 -> '12 min', 9000 -> '2.5 h'; tenths below 10 s."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

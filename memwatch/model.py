@@ -80,6 +80,13 @@ FLOOR_GAP_UNREPEATED = 0.02
 # An exponent missed by more than one (x^2 taken for x^3) is no calibration but a wrong
 # hypothesis; beyond it the range warning speaks.
 MAX_GROWTH_MISS = 1.0
+# Time is assumed to grow at least linearly with the size: start-up makes small runs
+# look flat, and a time budget is a limit, so the estimate errs high.
+MIN_TIME_EXPONENT = 1.0
+MAX_TIME_EXPONENT = 3.0
+# Run times of short jobs scatter by tens of percent on a loaded machine: two sizes gave
+# exponents of 1.0 and 2.1 for the same job; the largest four agree better.
+TIMED_SIZES = 4
 NOISY_REPEATS = 0.05  # relative standard deviation of repeats that earns a warning
 NOISE_WIDENING = 2.0  # the recommendation covers this many repeat standard deviations
 WIDE_RANGE = 1.5  # a plausible range wider than this (high / low) earns a warning
@@ -418,7 +425,7 @@ def predict(model: Model, size: float, force: bool = False) -> Prediction:
             f"({human_bytes(round(low))} .. {human_bytes(round(high))}): measure size "
             f"{size_text(next_run.size)} next to narrow it (give it "
             f"{human_bytes(next_run.memory_bytes)}"
-            + (f", about {_duration_text(next_run.duration_s)}" if next_run.duration_s else "")
+            + (f", about {duration_text(next_run.duration_s)}" if next_run.duration_s else "")
             + ")"
         )
     return Prediction(
@@ -466,19 +473,32 @@ def _next_run(model: Model, size: float) -> NextRun:
     step = min(math.sqrt(largest * size), size / 2) if size / 2 > largest else size
     if all(float(m.size).is_integer() for m in model.measurements):
         step = float(max(math.ceil(step), math.floor(largest) + 1))
-    return NextRun(step, _recommend(model, step), _duration(model, step))
+    return NextRun(step, _recommend(model, step), duration_at(model.measurements, step))
 
 
-def _duration(model: Model, size: float) -> float | None:
-    """A power law through the runs' durations (log-log least squares), at ``size``."""
-    timed = [(m.size, m.duration_s) for m in model.measurements if m.duration_s and m.size > 0]
-    if len({s for s, _ in timed}) < 2:
+def duration_at(measurements: Sequence[Measurement], size: float) -> float | None:
+    """A run's expected time at ``size``: a power law fitted (log-log least squares) to the
+    TIMED_SIZES largest timed sizes, its exponent held between MIN_TIME_EXPONENT and
+    MAX_TIME_EXPONENT; None when no run is timed."""
+    timed: dict[float, float] = {}
+    for m in measurements:
+        if m.duration_s is not None and m.duration_s > 0 and m.size > 0:
+            timed[m.size] = min(timed.get(m.size, math.inf), m.duration_s)
+    if not timed:
         return None
-    slope, intercept = np.polyfit(np.log([s for s, _ in timed]), np.log([d for _, d in timed]), 1)
-    return float(math.exp(intercept + max(float(slope), 0.0) * math.log(size)))
+    top = sorted(timed)[-TIMED_SIZES:]
+    x = np.log(top)
+    y = np.log([timed[s] for s in top])
+    slope = float(np.polyfit(x, y, 1)[0]) if len(top) > 1 else 0.0
+    exponent = min(max(slope, MIN_TIME_EXPONENT), MAX_TIME_EXPONENT)
+    # The least-squares line through the means, with the exponent held in its bounds.
+    return math.exp(float(y.mean()) + exponent * (math.log(size) - float(x.mean())))
 
 
-def _duration_text(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
+    """12.3 -> '12 s', 750 -> '12 min', 9000 -> '2.5 h'; tenths below 10 s."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

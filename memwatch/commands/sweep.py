@@ -312,7 +312,7 @@ def _report(
 
 
 def _target_run_s(args: argparse.Namespace, runs: list[SweepRun]) -> float | None:
-    from ..adaptive import duration_at
+    from ..model import duration_at
 
     return duration_at([r.measurement for r in runs if r.ok], args.target)
 
@@ -320,7 +320,7 @@ def _target_run_s(args: argparse.Namespace, runs: list[SweepRun]) -> float | Non
 def _adaptive_text(
     args: argparse.Namespace, runs: list[SweepRun], outcome: Outcome, total_s: float
 ) -> str:
-    from ..adaptive import duration_text
+    from ..model import duration_text
 
     sizes = ", ".join(dict.fromkeys(r.size_text for r in runs))
     one = _target_run_s(args, runs)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from memwatch.adaptive import Goal, Next, Run, Stop, adaptive_sweep, decide, duration_at
-from memwatch.model import Measurement, fit, predict
+from memwatch.adaptive import Goal, Next, Run, Stop, adaptive_sweep, decide
+from memwatch.model import Measurement, duration_at, fit, predict
 
 MiB = 2**20
 GiB = 2**30
